@@ -1,0 +1,47 @@
+"""The pure Raft core: no I/O, no clock, no randomness of its own (see DESIGN.md)."""
+
+from raft.core._config import Config
+from raft.core._errors import CommandTooLarge, NodeFailed, NotLeader, RaftError, UsageError
+from raft.core._messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Entry,
+    EntryKind,
+    HardState,
+    Heartbeat,
+    HeartbeatResponse,
+    Message,
+    VoteRequest,
+    VoteResponse,
+)
+from raft.core._node import RaftNode
+from raft.core._progress import Progress, ProgressState
+from raft.core._ready import Ready, SoftState
+from raft.core._state import Role
+from raft.core._storage import Storage
+
+__all__ = [
+    "AppendEntries",
+    "AppendEntriesResponse",
+    "CommandTooLarge",
+    "Config",
+    "Entry",
+    "EntryKind",
+    "HardState",
+    "Heartbeat",
+    "HeartbeatResponse",
+    "Message",
+    "NodeFailed",
+    "NotLeader",
+    "Progress",
+    "ProgressState",
+    "RaftError",
+    "RaftNode",
+    "Ready",
+    "Role",
+    "SoftState",
+    "Storage",
+    "UsageError",
+    "VoteRequest",
+    "VoteResponse",
+]

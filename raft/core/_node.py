@@ -1,0 +1,305 @@
+"""`RaftNode`: the sans-IO face of the core.
+
+Theory of operation. A `RaftNode` is a state machine that never blocks and never performs I/O.
+The caller feeds it inputs — `tick()` at a steady pace (the only notion of time it has),
+`step(message)` for each message from a peer, `propose()` for client commands, `campaign()` to
+force an election — and collects the resulting work with `ready()`: hard state and entries to
+persist, messages to send, committed entries to apply. After doing that work, in that order, the
+caller hands the batch back with `advance(ready)`. Randomness (election timeouts) comes only from
+the `random.Random` the caller passes in, so a simulator that seeds it replays a run exactly.
+
+`step` first applies the term rules that hold in every role (§5.1), then hands the message to
+the election or replication logic for the node's role.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from raft.core import _election, _replication
+from raft.core._config import Config
+from raft.core._errors import CommandTooLarge, NodeFailed, NotLeader, UsageError
+from raft.core._messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Entry,
+    HardState,
+    Heartbeat,
+    HeartbeatResponse,
+    Message,
+    VoteRequest,
+    VoteResponse,
+)
+from raft.core._progress import Progress
+from raft.core._ready import Ready, SoftState
+from raft.core._state import NodeState, Role
+from raft.core._storage import Storage
+
+_Handler = Callable[[NodeState, Any], None]
+
+
+def _follow_and(handler: _Handler) -> _Handler:
+    """A leader's message in our term: whoever we were, we now follow its sender (§5.2)."""
+
+    def handle(state: NodeState, message: AppendEntries | Heartbeat) -> None:
+        if state.role is not Role.FOLLOWER:
+            _election.become_follower(state, state.term, message.sender)
+        state.leader_id = message.sender
+        state.election_elapsed = 0
+        handler(state, message)
+
+    return handle
+
+
+def _ignore(state: NodeState, message: Message) -> None:
+    """A message with nothing to do in this role (for example a vote reply after winning)."""
+
+
+_FOLLOWER_HANDLERS: dict[type, _Handler] = {
+    AppendEntries: _follow_and(_replication.handle_append_entries),
+    Heartbeat: _follow_and(_replication.handle_heartbeat),
+    VoteRequest: _election.handle_vote_request,
+}
+_HANDLERS: dict[Role, dict[type, _Handler]] = {
+    Role.FOLLOWER: _FOLLOWER_HANDLERS,
+    Role.PRE_CANDIDATE: {**_FOLLOWER_HANDLERS, VoteResponse: _election.handle_vote_response},
+    Role.CANDIDATE: {**_FOLLOWER_HANDLERS, VoteResponse: _election.handle_vote_response},
+    Role.LEADER: {
+        VoteRequest: _election.handle_vote_request,
+        AppendEntriesResponse: _replication.handle_append_response,
+        HeartbeatResponse: _replication.handle_heartbeat_response,
+    },
+}
+
+
+class RaftNode:
+    """One Raft participant, driven by its caller (see the module's theory of operation).
+
+    Build it from a `Config`, a `Storage` holding what survived of this node (empty for a new
+    node) and a `random.Random` that is the node's only source of randomness.
+    """
+
+    def __init__(self, config: Config, storage: Storage, rng: random.Random) -> None:
+        self._state = NodeState(config, storage, rng)
+        self._failed: BaseException | None = None
+        self._last_hard_state = storage.initial_state()
+        self._last_soft_state = SoftState(Role.FOLLOWER, None)
+        self._pending: Ready | None = None
+
+    def __repr__(self) -> str:
+        state = self._state
+        return (
+            f"<RaftNode {state.node_id} {state.role.name} term={state.term} "
+            f"leader={state.leader_id} commit={state.log.committed} last={state.log.last_index()}>"
+        )
+
+    # ---- observation -------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        """This node's id."""
+        return self._state.node_id
+
+    @property
+    def role(self) -> Role:
+        """The current role."""
+        return self._state.role
+
+    @property
+    def term(self) -> int:
+        """The current term (§5.1)."""
+        return self._state.term
+
+    @property
+    def vote(self) -> int | None:
+        """Whom this node voted for in the current term."""
+        return self._state.vote
+
+    @property
+    def leader_id(self) -> int | None:
+        """The leader of the current term, if this node knows it."""
+        return self._state.leader_id
+
+    @property
+    def commit_index(self) -> int:
+        """The highest index known committed."""
+        return self._state.log.committed
+
+    @property
+    def applied_index(self) -> int:
+        """The highest index the caller has applied (as reported through `advance`)."""
+        return self._state.log.applied
+
+    @property
+    def last_index(self) -> int:
+        """The index of the last entry in the log, persisted or not."""
+        return self._state.log.last_index()
+
+    def log_entries(self, low: int, high: int) -> list[Entry]:
+        """Entries with `low <= index < high` from this node's log (for inspection and tests)."""
+        return self._state.log.slice(low, min(high, self._state.log.last_index() + 1))
+
+    def progress(self) -> dict[int, Progress]:
+        """As leader: each voter's replication progress; empty otherwise."""
+        return dict(self._state.progress)
+
+    # ---- inputs ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance logical time by one tick: elections time out, leaders heartbeat."""
+        self._check_usable()
+        try:
+            _election.tick(self._state)
+        except BaseException as error:
+            self._fail(error)
+
+    def campaign(self) -> None:
+        """Start an election now (with pre-vote when configured), as if the timer had fired."""
+        self._check_usable()
+        try:
+            _election.start_election(self._state)
+        except BaseException as error:
+            self._fail(error)
+
+    def step(self, message: Message) -> None:
+        """Take one message from a peer. Messages for another node, or of a kind this role
+        does not expect, are dropped; stale ones are answered as the paper says."""
+        self._check_usable()
+        state = self._state
+        if message.recipient != state.node_id:
+            return
+        try:
+            if message.term != state.term and not self._apply_term_rules(message):
+                return
+            handler = _HANDLERS[state.role].get(type(message), _ignore)
+            handler(state, message)
+        except BaseException as error:
+            self._fail(error)
+
+    def propose(self, command: bytes) -> tuple[int, int]:
+        """Append one command to the leader's log; returns its (term, index).
+
+        The command is committed once a later `Ready` lists it in `committed_entries` with the
+        same term and index; if another term's entry shows up at that index instead, it was lost
+        in a leader change and may be retried. Raises `NotLeader` on a non-leader and
+        `CommandTooLarge` when it could not fit in one message.
+        """
+        return self.propose_batch((command,))
+
+    def propose_batch(self, commands: Sequence[bytes]) -> tuple[int, int]:
+        """Append many commands at once (one `Ready`, one fsync for all); returns the term and
+        the index of the first. The i-th command gets index `first + i`."""
+        self._check_usable()
+        state = self._state
+        if state.role is not Role.LEADER:
+            raise NotLeader(state.node_id, state.leader_id)
+        if not commands:
+            raise UsageError("propose_batch needs at least one command")
+        kinds = set(map(type, commands))
+        if kinds != {bytes}:
+            kinds.discard(bytes)
+            raise TypeError(f"commands must be bytes, got {kinds.pop().__name__}")
+        limit = state.config.max_bytes_per_message
+        largest = max(map(len, commands))
+        if largest > limit:
+            raise CommandTooLarge(largest, limit)
+        try:
+            first = _replication.append_commands(state, commands)
+        except BaseException as error:
+            self._fail(error)
+        return state.term, first
+
+    # ---- outputs -----------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """Whether `ready()` would hand out any work."""
+        self._check_usable()
+        state = self._state
+        log = state.log
+        return bool(
+            state.messages
+            or log.persisting < log.last_index()
+            or log.applying < log.committed
+            or self._hard_state() != self._last_hard_state
+            or self._soft_state() != self._last_soft_state
+        )
+
+    def ready(self) -> Ready:
+        """Take the work accumulated since the last `ready()`; see `Ready` for what to do."""
+        self._check_usable()
+        if self._pending is not None:
+            raise UsageError("ready() called again before advance() of the previous Ready")
+        state = self._state
+        hard_state = self._hard_state()
+        soft_state = self._soft_state()
+        ready = Ready(
+            hard_state=hard_state if hard_state != self._last_hard_state else None,
+            entries=tuple(state.log.unpersisted()),
+            messages=tuple(state.messages),
+            committed_entries=tuple(state.log.unapplied()),
+            soft_state=soft_state if soft_state != self._last_soft_state else None,
+        )
+        state.messages = []
+        self._last_hard_state = hard_state
+        self._last_soft_state = soft_state
+        self._pending = ready
+        return ready
+
+    def advance(self, ready: Ready) -> None:
+        """Report that `ready`'s work is done: its entries durable, its commands applied."""
+        self._check_usable()
+        if ready is not self._pending:
+            raise UsageError("advance() must be given the Ready last returned by ready()")
+        self._pending = None
+        log = self._state.log
+        if ready.entries:
+            last = ready.entries[-1]
+            log.persisted(last.index, last.term)
+        if ready.committed_entries:
+            log.applied_to(ready.committed_entries[-1].index)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _apply_term_rules(self, message: Message) -> bool:
+        """The rules every role follows for a message from another term (§5.1, thesis §9.6,
+        §4.2.3); True if the message should go on to the role's handler."""
+        state = self._state
+        if message.term > state.term:
+            if isinstance(message, VoteRequest):
+                if _election.in_leader_lease(state):
+                    return False
+                if message.pre_vote:
+                    return True
+            elif isinstance(message, VoteResponse) and message.pre_vote and message.granted:
+                return True
+            leader = message.sender if isinstance(message, AppendEntries | Heartbeat) else None
+            _election.become_follower(state, message.term, leader)
+            return True
+        # A stale term. A stale leader must learn of our term so it steps down; with pre-vote
+        # or check-quorum it would otherwise never hear of it (thesis §9.6).
+        if isinstance(message, AppendEntries | Heartbeat):
+            state.send(AppendEntriesResponse(state.term, state.node_id, message.sender, False))
+        elif isinstance(message, VoteRequest) and message.pre_vote:
+            state.send(
+                VoteResponse(state.term, state.node_id, message.sender, False, pre_vote=True)
+            )
+        return False
+
+    def _hard_state(self) -> HardState:
+        state = self._state
+        return HardState(state.term, state.vote, state.log.committed)
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self._state.role, self._state.leader_id)
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise NodeFailed(
+                f"node {self._state.node_id} failed earlier and must be rebuilt from storage"
+            ) from self._failed
+
+    def _fail(self, error: BaseException) -> NoReturn:
+        self._failed = error
+        raise error

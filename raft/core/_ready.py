@@ -1,0 +1,38 @@
+"""The batch of work a node hands its caller: `Ready`, and the volatile `SoftState`."""
+
+from __future__ import annotations
+
+import attrs
+
+from raft.core._messages import Entry, HardState, Message
+from raft.core._state import Role
+
+
+@attrs.frozen
+class SoftState:
+    """Who leads and in which role this node is; not persisted, useful to observers."""
+
+    role: Role
+    leader_id: int | None
+
+
+@attrs.frozen
+class Ready:
+    """Everything the caller must do, in this order, before calling `RaftNode.advance`:
+
+    1. persist `hard_state` (when not None) and `entries` durably. `entries` may start at an
+       index the storage already holds: the stored entries from there on are replaced (a new
+       leader overwrote an uncommitted suffix). A vote or acknowledgement in `messages` must
+       never leave for state a crash could forget (§5.2, Figure 2).
+    2. send `messages`, each to its `recipient`;
+    3. apply `committed_entries` to the state machine, in order (skipping `EntryKind.NOOP`);
+    4. then call `advance(ready)`.
+
+    `soft_state` is set when the role or known leader changed since the last `Ready`.
+    """
+
+    hard_state: HardState | None
+    entries: tuple[Entry, ...]
+    messages: tuple[Message, ...]
+    committed_entries: tuple[Entry, ...]
+    soft_state: SoftState | None

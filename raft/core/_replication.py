@@ -1,0 +1,206 @@
+"""Log replication (§5.3) and commitment (§5.4.2): the leader's side and the follower's side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from itertools import count, repeat
+
+from raft.core._messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Entry,
+    EntryKind,
+    Heartbeat,
+    HeartbeatResponse,
+)
+from raft.core._progress import Progress, ProgressState
+from raft.core._state import NodeState
+
+# Building entries straight from tuples keeps the per-command cost of a proposal at C speed.
+_new_entry = partial(tuple.__new__, Entry)
+_COMMAND_KINDS = repeat(EntryKind.COMMAND.value)
+
+
+def reset_progress(state: NodeState) -> None:
+    """A new leader assumes every follower is caught up and probes from its own last index
+    (§5.3: nextIndex initialised to the leader's last log index + 1)."""
+    next_index = state.log.last_index() + 1
+    capacity = state.config.max_inflight_messages
+    state.progress = {voter: Progress(next_index, capacity) for voter in state.quorum.voters}
+    own = state.progress[state.node_id]
+    own.match_index = next_index - 1
+    own.become_replicate()
+
+
+def append_entries(state: NodeState, entries: Sequence[Entry]) -> None:
+    """Append new entries to the leader's own log and count them for commitment."""
+    log = state.log
+    log.append(entries)
+    state.progress[state.node_id].acknowledged(log.last_index())
+    maybe_commit(state)
+
+
+def append_commands(state: NodeState, commands: Sequence[bytes]) -> int:
+    """Append `commands` as entries of the current term and send them; returns the first index."""
+    first = state.log.last_index() + 1
+    append_entries(
+        state,
+        list(map(_new_entry, zip(repeat(state.term), count(first), commands, _COMMAND_KINDS))),
+    )
+    broadcast_append(state)
+    return first
+
+
+def append_noop(state: NodeState) -> None:
+    """A new leader's empty entry: committing it commits every earlier entry (§5.4.2, §8)."""
+    index = state.log.last_index() + 1
+    append_entries(state, [Entry(state.term, index, b"", EntryKind.NOOP.value)])
+
+
+def maybe_commit(state: NodeState) -> bool:
+    """Advance the commit index to what a majority holds, but only by counting replicas of an
+    entry of the leader's own term (§5.4.2, Figure 8); True if it moved."""
+    progress = state.progress
+    index = state.quorum.committed_index(
+        {voter: progress[voter].match_index for voter in state.quorum.voters}
+    )
+    log = state.log
+    if index > log.committed and log.term(index) == state.term:
+        return log.commit_to(index)
+    return False
+
+
+def send_append(state: NodeState, peer: int, send_if_empty: bool) -> bool:
+    """Send `peer` the entries it is missing, if its progress allows; True if sent."""
+    progress = state.progress[peer]
+    if progress.is_paused():
+        return False
+    config = state.config
+    log = state.log
+    entries = log.entries_for_message(
+        progress.next_index, config.max_entries_per_message, config.max_bytes_per_message
+    )
+    if not entries and not send_if_empty:
+        return False
+    prev_index = progress.next_index - 1
+    state.send(
+        AppendEntries(
+            state.term,
+            state.node_id,
+            peer,
+            prev_index,
+            log.term(prev_index),
+            tuple(entries),
+            log.committed,
+        )
+    )
+    if entries:
+        progress.sent_entries(entries[-1].index)
+    elif progress.state is ProgressState.PROBE:
+        progress.probe_sent = True
+    return True
+
+
+def send_all_possible(state: NodeState, peer: int) -> None:
+    """Stream to a replicating follower until its window fills or it has everything."""
+    while send_append(state, peer, send_if_empty=False):
+        pass
+
+
+def broadcast_append(state: NodeState, send_if_empty: bool = False) -> None:
+    """Send every follower what it is missing (with `send_if_empty`, at least the commit)."""
+    for peer in state.peers():
+        if send_if_empty:
+            send_append(state, peer, send_if_empty=True)
+        send_all_possible(state, peer)
+
+
+def broadcast_heartbeat(state: NodeState) -> None:
+    """Assert leadership to every follower (§5.2) and share the commit index each can take."""
+    committed = state.log.committed
+    for peer in state.peers():
+        commit = min(state.progress[peer].match_index, committed)
+        state.send(Heartbeat(state.term, state.node_id, peer, commit))
+
+
+def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> None:
+    """Leader: a follower accepted or rejected entries."""
+    progress = state.progress.get(message.sender)
+    if progress is None:
+        return
+    progress.recent_active = True
+    if not message.success:
+        if progress.rejected(message.rejected_index, message.conflict_index):
+            send_append(state, message.sender, send_if_empty=True)
+        return
+    if not progress.acknowledged(message.match_index):
+        return
+    if progress.state is ProgressState.PROBE:
+        progress.become_replicate()
+    else:
+        progress.inflights.free_up_to(message.match_index)
+    if maybe_commit(state):
+        broadcast_append(state, send_if_empty=True)
+    else:
+        send_all_possible(state, message.sender)
+
+
+def handle_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> None:
+    """Leader: a follower is alive; resume a stalled probe or window."""
+    progress = state.progress.get(message.sender)
+    if progress is None:
+        return
+    progress.recent_active = True
+    progress.probe_sent = False
+    if progress.state is ProgressState.REPLICATE and progress.inflights.full():
+        progress.inflights.free_first()
+    if progress.match_index < state.log.last_index():
+        send_append(state, message.sender, send_if_empty=True)
+
+
+def handle_append_entries(state: NodeState, message: AppendEntries) -> None:
+    """Follower: accept entries that extend a matching prefix, truncating only a conflicting
+    uncommitted suffix (§5.3, Figure 2 receiver rules 2-5)."""
+    log = state.log
+    prev_index = message.prev_log_index
+    reply_to = message.sender
+    if prev_index < log.committed:
+        # Everything up to our commit index agrees with any leader (§5.4); say where we are.
+        state.send(AppendEntriesResponse(state.term, state.node_id, reply_to, True, log.committed))
+        return
+    if not log.matches(prev_index, message.prev_log_term):
+        if prev_index > log.last_index():
+            conflict_term, conflict_index = 0, log.last_index() + 1
+        else:
+            conflict_term = log.term(prev_index)
+            conflict_index = log.first_index_of_term_at(prev_index)
+        state.send(
+            AppendEntriesResponse(
+                state.term,
+                state.node_id,
+                reply_to,
+                False,
+                rejected_index=prev_index,
+                conflict_term=conflict_term,
+                conflict_index=conflict_index,
+            )
+        )
+        return
+    entries = message.entries
+    last_new = prev_index + len(entries)
+    if entries:
+        # Only the first entry that differs and what follows replace our log: a duplicate or
+        # reordered older append must not truncate entries we already acknowledged (§5.3).
+        position = log.find_conflict(entries)
+        if position < len(entries):
+            log.append(entries[position:] if position else entries)
+    log.commit_to(min(message.leader_commit, last_new))
+    state.send(AppendEntriesResponse(state.term, state.node_id, reply_to, True, last_new))
+
+
+def handle_heartbeat(state: NodeState, message: Heartbeat) -> None:
+    """Follower: take the leader's commit index (capped by the leader at what we hold)."""
+    if message.commit <= state.log.last_index():
+        state.log.commit_to(message.commit)
+    state.send(HeartbeatResponse(state.term, state.node_id, message.sender))

@@ -1,0 +1,83 @@
+"""The state every part of the role logic shares: term, vote, role, log, peers, timers."""
+
+from __future__ import annotations
+
+import enum
+import random
+
+from raft.core._config import Config
+from raft.core._log import RaftLog
+from raft.core._messages import Message
+from raft.core._progress import Progress
+from raft.core._quorum import MajorityConfig
+from raft.core._storage import Storage
+
+
+class Role(enum.Enum):
+    """A node's role (§5.1), plus the pre-candidate of pre-vote (thesis §9.6)."""
+
+    FOLLOWER = 1
+    PRE_CANDIDATE = 2
+    CANDIDATE = 3
+    LEADER = 4
+
+
+class NodeState:
+    """Term, vote, role and timers of one node, with its log and (as leader) its peers' progress.
+
+    Owned by `RaftNode`; the election and replication modules read and change it. Invariant:
+    `leader_id`, when set, is the leader of `term`; `progress` is only meaningful while LEADER.
+    """
+
+    __slots__ = (
+        "config",
+        "election_elapsed",
+        "heartbeat_elapsed",
+        "leader_id",
+        "log",
+        "messages",
+        "node_id",
+        "progress",
+        "quorum",
+        "randomized_election_timeout",
+        "rng",
+        "role",
+        "term",
+        "vote",
+        "votes",
+    )
+
+    def __init__(self, config: Config, storage: Storage, rng: random.Random) -> None:
+        hard_state = storage.initial_state()
+        self.config = config
+        self.node_id = config.node_id
+        self.rng = rng
+        self.term = hard_state.term
+        self.vote = hard_state.vote
+        self.role = Role.FOLLOWER
+        self.leader_id: int | None = None
+        self.log = RaftLog(storage)
+        self.quorum = MajorityConfig(config.voters)
+        self.progress: dict[int, Progress] = {}
+        self.votes: dict[int, bool] = {}
+        self.messages: list[Message] = []
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = 0
+        self.reset_election_timer()
+
+    def peers(self) -> tuple[int, ...]:
+        """The other voters, in configuration order (deterministic)."""
+        node_id = self.node_id
+        return tuple(voter for voter in self.quorum.voters if voter != node_id)
+
+    def reset_election_timer(self) -> None:
+        """Restart the election timer with a fresh random timeout (§5.2: randomized so split
+        votes are rare and resolve quickly)."""
+        ticks = self.config.election_ticks
+        self.election_elapsed = 0
+        self.randomized_election_timeout = self.rng.randrange(ticks, 2 * ticks)
+
+    def send(self, message: Message) -> None:
+        """Queue a message for the next `Ready`."""
+        self.messages.append(message)

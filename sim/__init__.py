@@ -1,0 +1,1 @@
+"""The deterministic Raft simulator: networks, nemeses, workloads and checkers."""

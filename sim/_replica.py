@@ -1,0 +1,73 @@
+"""One simulated server: a `RaftNode`, what it persisted, and its state machine."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from raft import Config, Entry, EntryKind, Message, RaftNode, StateMachine
+from raft.storage import MemoryStorage
+
+ApplyListener = Callable[[int, Entry, object], None]
+"""Called as `(node_id, entry, result)` for every command entry a replica applies."""
+
+
+class Replica:
+    """A server in the simulation, following the `Ready` contract exactly: persist, then send,
+    then apply, then advance.
+
+    `storage` is what survives a crash; the node and the state machine do not. A restarted
+    replica rebuilds both from storage, re-applying the committed log from its start.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        rng: random.Random,
+        state_machine_factory: Callable[[], StateMachine],
+        on_apply: ApplyListener | None = None,
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.storage = MemoryStorage()
+        self._state_machine_factory = state_machine_factory
+        self._on_apply = on_apply
+        self.node = RaftNode(config, self.storage, rng)
+        self.state_machine = state_machine_factory()
+        self.up = True
+
+    @property
+    def node_id(self) -> int:
+        """The id of this server's node."""
+        return self.config.node_id
+
+    def process_ready(self) -> tuple[Message, ...]:
+        """Do the node's pending work; return the messages it wants sent."""
+        node = self.node
+        if not node.has_ready():
+            return ()
+        ready = node.ready()
+        if ready.hard_state is not None:
+            self.storage.set_hard_state(ready.hard_state)
+        if ready.entries:
+            self.storage.append(ready.entries)
+        state_machine = self.state_machine
+        on_apply = self._on_apply
+        command = EntryKind.COMMAND
+        for entry in ready.committed_entries:
+            if entry.kind == command:
+                result = state_machine.apply(entry.data)
+                if on_apply is not None:
+                    on_apply(self.node_id, entry, result)
+        node.advance(ready)
+        return ready.messages
+
+    def crash(self) -> None:
+        """Stop: the node and its state machine are gone, storage remains."""
+        self.up = False
+
+    def restart(self) -> None:
+        """Come back from storage with a fresh node and an empty state machine."""
+        self.node = RaftNode(self.config, self.storage, self.rng)
+        self.state_machine = self._state_machine_factory()
+        self.up = True

@@ -1,13 +1,18 @@
 """A whole simulated cluster: replicas, the network between them, and simulated time.
 
-Time is integer nanoseconds. Each live replica ticks every `tick_ns` of simulated time; messages
-arrive when the network says. `run_for` interleaves the two in time order (ties: messages first,
-then replicas in id order), so a seed fixes the whole run. Unit tests that want no time to pass
-use `settle()` (deliver everything in flight) and `tick()`.
+Time is integer nanoseconds, and everything that happens is an event on one heap: a message
+arriving, a replica's clock ticking (every `tick_ns` of *its own* clock, so a skewed clock is a
+replica that ticks faster or slower), or a scheduled callback (clients, nemeses). Events run in
+time order, ties in the order they were scheduled, so a seed fixes the whole run; every event is
+appended to `trace` as a tuple of ints, whose hash proves two runs identical.
+
+Unit tests that want no time to pass use `settle()` (deliver everything in flight) and `tick()`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,9 +21,23 @@ from raft import Config, Message, Role, StateMachine
 from sim._network import LinkFaults, Network
 from sim._replica import ApplyListener, Replica
 
+_DELIVER, _TICK, _CALL = 0, 1, 2
+_MESSAGE_CODES: dict[type, int] = {}
+
+LeaderListener = Callable[[int, int], None]
+"""Called as `(node_id, term)` the first time a node is seen leading a term."""
+
+
+def _message_code(message: Message) -> int:
+    cls = type(message)
+    code = _MESSAGE_CODES.get(cls)
+    if code is None:
+        code = _MESSAGE_CODES[cls] = len(_MESSAGE_CODES) + 1
+    return code
+
 
 class Cluster:
-    """Replicas `1..size` (or the given ids) wired through one seeded `Network`."""
+    """Replicas (by id) wired through one seeded `Network`, on one simulated clock."""
 
     def __init__(
         self,
@@ -45,9 +64,25 @@ class Cluster:
             )
             for node_id in ids
         }
-        self._next_tick = {node_id: tick_ns for node_id in ids}
+        self.tick_ns_of = dict.fromkeys(ids, tick_ns)
+        """Each replica's tick interval in simulated time; differing values are clock skew."""
         self.leaders_by_term: dict[int, set[int]] = {}
         """Every node seen acting as leader, per term: election safety wants one each."""
+        self.on_leader: LeaderListener | None = None
+        self.role_changes: list[tuple[int, int, Role, int]] = []
+        """(time, node, role, term) whenever a node's role or term changed."""
+        self.commit_changes: list[tuple[int, int, int]] = []
+        """(time, node, commit index) whenever a node's commit index moved."""
+        self.node_events: list[tuple[int, int, str]] = []
+        """(time, node, "crash" | "restart" | "pause" | "resume")."""
+        self._seen = {node_id: (Role.FOLLOWER, 0, 0) for node_id in ids}
+        self.trace: list[tuple[int, ...]] = []
+        self._events: list[tuple[int, int, int, Any]] = []
+        self._sequence = 0
+        self._in_flight = 0
+        self._held: dict[int, list[Message]] = {}
+        for node_id in ids:
+            self._push(tick_ns, _TICK, node_id)
 
     # ---- inspection --------------------------------------------------------------------
 
@@ -61,8 +96,22 @@ class Cluster:
         return None if best is None else best[1]
 
     def live(self) -> list[int]:
-        """Ids of the replicas that are up."""
+        """Ids of the replicas that are up (paused ones included)."""
         return [node_id for node_id, replica in self.replicas.items() if replica.up]
+
+    def trace_sha256(self) -> str:
+        """A hash of every event so far: equal for two runs exactly when their events were."""
+        return hashlib.sha256(repr(self.trace).encode()).hexdigest()
+
+    # ---- scheduling --------------------------------------------------------------------
+
+    def _push(self, time: int, kind: int, payload: Any) -> None:
+        self._sequence += 1
+        heapq.heappush(self._events, (time, self._sequence, kind, payload))
+
+    def schedule(self, time: int, callback: Callable[[], None]) -> None:
+        """Call `callback()` at simulated `time` (not before `now`)."""
+        self._push(max(time, self.now), _CALL, callback)
 
     # ---- driving -----------------------------------------------------------------------
 
@@ -70,66 +119,93 @@ class Cluster:
         """Let a replica do its pending work and put its messages on the wire."""
         replica = self.replicas[node_id]
         now = self.now
-        send = self.network.send
+        network_send = self.network.send
         for message in replica.process_ready():
-            send(message, now)
+            for latency in network_send(message):
+                self._in_flight += 1
+                self._push(now + latency, _DELIVER, message)
         node = replica.node
-        if node.role is Role.LEADER:
-            self.leaders_by_term.setdefault(node.term, set()).add(node_id)
+        role, term, commit = node.role, node.term, node.commit_index
+        seen = self._seen[node_id]
+        if role is not seen[0] or term != seen[1]:
+            self.role_changes.append((now, node_id, role, term))
+        if commit != seen[2]:
+            self.commit_changes.append((now, node_id, commit))
+        self._seen[node_id] = (role, term, commit)
+        if role is Role.LEADER:
+            leaders = self.leaders_by_term.setdefault(term, set())
+            if node_id not in leaders:
+                leaders.add(node_id)
+                if self.on_leader is not None:
+                    self.on_leader(node_id, term)
 
     def deliver(self, message: Message) -> None:
-        """Hand a message to its recipient now (dropped if that replica is down)."""
-        replica = self.replicas.get(message.recipient)
+        """Hand a message to its recipient now (dropped if that replica is down, held while it
+        is paused)."""
+        recipient = message.recipient
+        replica = self.replicas.get(recipient)
         if replica is None or not replica.up:
             return
+        held = self._held.get(recipient)
+        if held is not None:
+            held.append(message)
+            return
+        self.trace.append((self.now, _DELIVER, message.sender, recipient, _message_code(message)))
         replica.node.step(message)
-        self.flush(message.recipient)
+        self.flush(recipient)
 
     def tick(self, *node_ids: int) -> None:
-        """Tick the given live replicas (all by default) once, without moving time."""
+        """Tick the given running replicas (all by default) once, without moving time."""
         for node_id in node_ids or tuple(self.replicas):
-            replica = self.replicas[node_id]
-            if replica.up:
-                replica.node.tick()
-                self.flush(node_id)
+            self._tick(node_id)
 
-    def settle(self) -> None:
-        """Deliver every message in flight, and what they cause, without any ticks."""
-        for node_id in self.live():
+    def _tick(self, node_id: int) -> None:
+        replica = self.replicas[node_id]
+        if replica.up and node_id not in self._held:
+            self.trace.append((self.now, _TICK, node_id))
+            replica.node.tick()
             self.flush(node_id)
-        network = self.network
-        while len(network):
-            time, message = network.pop()
-            self.now = max(self.now, time)
-            if message is not None:
-                self.deliver(message)
+
+    def _run_event(self, kind: int, payload: Any) -> None:
+        if kind == _DELIVER:
+            self._in_flight -= 1
+            if self.network.is_blocked(payload.sender, payload.recipient):
+                self.network.dropped += 1
+            else:
+                self.deliver(payload)
+        elif kind == _TICK:
+            self._push(self.now + self.tick_ns_of[payload], _TICK, payload)
+            self._tick(payload)
+        else:
+            self.trace.append((self.now, _CALL))
+            payload()
 
     def run_for(self, duration_ns: int) -> None:
-        """Advance simulated time by `duration_ns`, delivering messages and ticking replicas in
-        time order."""
+        """Advance simulated time by `duration_ns`, running every event due by then."""
         end = self.now + duration_ns
-        network = self.network
-        next_tick = self._next_tick
-        replicas = self.replicas
-        while True:
-            ticker = min(next_tick, key=lambda node_id: (next_tick[node_id], node_id))
-            tick_time = next_tick[ticker]
-            delivery_time = network.next_delivery_time()
-            if delivery_time is not None and delivery_time <= tick_time:
-                if delivery_time > end:
-                    break
-                self.now, message = network.pop()
-                if message is not None:
-                    self.deliver(message)
-                continue
-            if tick_time > end:
-                break
-            self.now = tick_time
-            next_tick[ticker] = tick_time + self.tick_ns
-            if replicas[ticker].up:
-                replicas[ticker].node.tick()
-                self.flush(ticker)
+        events = self._events
+        pop = heapq.heappop
+        while events and events[0][0] <= end:
+            time, _, kind, payload = pop(events)
+            self.now = time
+            self._run_event(kind, payload)
         self.now = end
+
+    def settle(self) -> None:
+        """Deliver every message in flight, and what they cause, without ticks or callbacks."""
+        for node_id in self.live():
+            self.flush(node_id)
+        postponed = []
+        events = self._events
+        while self._in_flight:
+            event = heapq.heappop(events)
+            if event[2] == _DELIVER:
+                self.now = max(self.now, event[0])
+                self._run_event(_DELIVER, event[3])
+            else:
+                postponed.append(event)
+        for event in postponed:
+            heapq.heappush(events, event)
 
     def run_until(self, condition: Callable[[], bool], timeout_ns: int) -> bool:
         """Run tick by tick until `condition()` holds or `timeout_ns` passes; True if it held."""
@@ -158,9 +234,31 @@ class Cluster:
 
     def crash(self, node_id: int) -> None:
         """Crash a replica: it loses everything but its storage."""
+        self.trace.append((self.now, 3, node_id))
+        self.node_events.append((self.now, node_id, "crash"))
+        self._held.pop(node_id, None)
         self.replicas[node_id].crash()
 
     def restart(self, node_id: int) -> None:
         """Bring a crashed replica back from its storage."""
+        self.trace.append((self.now, 4, node_id))
+        self.node_events.append((self.now, node_id, "restart"))
         self.replicas[node_id].restart()
         self.flush(node_id)
+
+    def pause(self, node_id: int) -> None:
+        """Freeze a replica (as SIGSTOP would): no ticks; arriving messages wait for it."""
+        self.trace.append((self.now, 5, node_id))
+        self.node_events.append((self.now, node_id, "pause"))
+        self._held.setdefault(node_id, [])
+
+    def resume(self, node_id: int) -> None:
+        """Unfreeze a paused replica; it handles what arrived meanwhile with its stale view."""
+        self.trace.append((self.now, 6, node_id))
+        self.node_events.append((self.now, node_id, "resume"))
+        for message in self._held.pop(node_id, []):
+            self.deliver(message)
+
+    def is_paused(self, node_id: int) -> bool:
+        """Whether the replica is frozen by `pause`."""
+        return node_id in self._held

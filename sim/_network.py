@@ -1,13 +1,11 @@
 """A seeded, discrete-event network: latency, loss, duplication, reordering and partitions.
 
-Messages are delivered in order of their delivery time, ties broken by the order they were sent,
-so a run depends on nothing but the seed. Links are directed: a partition blocks (sender,
-recipient) pairs, which also expresses one-way partitions.
+Links are directed: a partition blocks (sender, recipient) pairs, which also expresses one-way
+partitions. All randomness comes from the `random.Random` given, so a seed fixes every fate.
 """
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Iterable
 
@@ -27,49 +25,37 @@ class LinkFaults:
 
 
 class Network:
-    """Messages in flight between simulated nodes."""
+    """Decides the fate of each message: lost, delivered once or twice, and after what delay.
+
+    The cluster's event loop does the delivering; a partition is checked at delivery time, so
+    messages already in flight when a partition starts are lost too.
+    """
 
     def __init__(self, rng: random.Random, faults: LinkFaults | None = None) -> None:
         self._rng = rng
         self.faults = faults or LinkFaults()
-        self._in_flight: list[tuple[int, int, Message]] = []
-        self._sequence = 0
         self._blocked: set[tuple[int, int]] = set()
         self.sent = 0
         self.dropped = 0
 
-    def __len__(self) -> int:
-        return len(self._in_flight)
-
-    def send(self, message: Message, now: int) -> None:
-        """Put a message on the wire at time `now`; it may be lost, duplicated or delayed."""
+    def send(self, message: Message) -> list[int]:
+        """Put a message on the wire: the latencies (ns) of its copies, none if it was lost."""
         self.sent += 1
         faults = self.faults
         rng = self._rng
         if faults.loss and rng.random() < faults.loss:
             self.dropped += 1
-            return
-        copies = 2 if faults.duplicate and rng.random() < faults.duplicate else 1
-        for _ in range(copies):
-            latency = rng.randint(faults.min_latency_ns, faults.max_latency_ns)
-            self._sequence += 1
-            heapq.heappush(self._in_flight, (now + latency, self._sequence, message))
-
-    def next_delivery_time(self) -> int | None:
-        """When the next message arrives, or None with nothing in flight."""
-        return self._in_flight[0][0] if self._in_flight else None
-
-    def pop(self) -> tuple[int, Message | None]:
-        """Take the next message off the wire: its delivery time, and the message or None if
-        a partition swallowed it on the way."""
-        time, _, message = heapq.heappop(self._in_flight)
-        if (message.sender, message.recipient) in self._blocked:
-            self.dropped += 1
-            return time, None
-        return time, message
+            return []
+        low = faults.min_latency_ns
+        spread = faults.max_latency_ns - low + 1
+        random = rng.random
+        if faults.duplicate and random() < faults.duplicate:
+            return [low + int(random() * spread), low + int(random() * spread)]
+        return [low + int(random() * spread)]
 
     def partition(self, *groups: Iterable[int]) -> None:
-        """Split the nodes into groups that cannot reach each other (both ways)."""
+        """Split the nodes into groups that cannot reach each other (both ways); links within
+        a group, and to nodes in no group, stay up."""
         members = [sorted(group) for group in groups]
         self._blocked = {
             (a, b)
@@ -79,6 +65,14 @@ class Network:
             for a in group
             for b in other
         }
+
+    def cut(self, links: Iterable[tuple[int, int]]) -> None:
+        """Cut exactly these one-way (sender, recipient) links; every other link is up."""
+        self._blocked = set(links)
+
+    def blocked_links(self) -> list[tuple[int, int]]:
+        """The cut one-way links, sorted."""
+        return sorted(self._blocked)
 
     def block(self, sender: int, recipient: int) -> None:
         """Cut the one-way link from `sender` to `recipient`."""

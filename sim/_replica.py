@@ -5,18 +5,20 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from raft import Config, Entry, EntryKind, Message, RaftNode, StateMachine
+from raft import Config, Entry, EntryKind, Message, RaftNode, Role, StateMachine
 from raft.storage import MemoryStorage
 
 ApplyListener = Callable[[int, Entry, object], None]
-"""Called as `(node_id, entry, result)` for every command entry a replica applies."""
+"""Called as `(node_id, entry, result)` for every committed entry a replica applies, in order
+(`result` is None for entries that are not commands)."""
 
 
 class Replica:
     """A server in the simulation, following the `Ready` contract exactly: persist, then send,
     then apply, then advance.
 
-    `storage` is what survives a crash; the node and the state machine do not. A restarted
+    `storage` (empty unless given) is what survives a crash; the node and the state machine
+    do not. A restarted
     replica rebuilds both from storage, re-applying the committed log from its start.
     """
 
@@ -26,15 +28,19 @@ class Replica:
         rng: random.Random,
         state_machine_factory: Callable[[], StateMachine],
         on_apply: ApplyListener | None = None,
+        storage: MemoryStorage | None = None,
     ) -> None:
         self.config = config
         self.rng = rng
-        self.storage = MemoryStorage()
+        self.storage = storage if storage is not None else MemoryStorage()
         self._state_machine_factory = state_machine_factory
         self._on_apply = on_apply
         self.node = RaftNode(config, self.storage, rng)
         self.state_machine = state_machine_factory()
         self.up = True
+        self.overwrites: list[tuple[Role, int, int]] = []
+        """(role, term, first index) each time persisted entries were replaced; a leader
+        never does this (Figure 3, leader append-only)."""
 
     @property
     def node_id(self) -> int:
@@ -50,15 +56,17 @@ class Replica:
         if ready.hard_state is not None:
             self.storage.set_hard_state(ready.hard_state)
         if ready.entries:
+            first = ready.entries[0].index
+            if first <= self.storage.last_index():
+                self.overwrites.append((node.role, node.term, first))
             self.storage.append(ready.entries)
         state_machine = self.state_machine
         on_apply = self._on_apply
         command = EntryKind.COMMAND
         for entry in ready.committed_entries:
-            if entry.kind == command:
-                result = state_machine.apply(entry.data)
-                if on_apply is not None:
-                    on_apply(self.node_id, entry, result)
+            result = state_machine.apply(entry.data) if entry.kind == command else None
+            if on_apply is not None:
+                on_apply(self.node_id, entry, result)
         node.advance(ready)
         return ready.messages
 

@@ -29,7 +29,15 @@ class ProgressState(enum.Enum):
 class Progress:
     """Replication progress of one follower, as tracked by the leader."""
 
-    __slots__ = ("inflights", "match_index", "next_index", "probe_sent", "recent_active", "state")
+    __slots__ = (
+        "inflights",
+        "match_index",
+        "next_index",
+        "probe_sent",
+        "recent_active",
+        "sent_commit",
+        "state",
+    )
 
     def __init__(self, next_index: int, max_inflight: int) -> None:
         self.match_index = 0
@@ -39,6 +47,8 @@ class Progress:
         """In PROBE: a probe is outstanding, so send nothing more until an answer arrives."""
         self.recent_active = False
         """Heard from within the current check-quorum period."""
+        self.sent_commit = 0
+        """The highest commit index this follower was told it may take."""
         self.inflights = Inflights(max_inflight)
 
     def __repr__(self) -> str:

@@ -28,6 +28,8 @@ class Ready:
     3. apply `committed_entries` to the state machine, in order (skipping `EntryKind.NOOP`);
     4. then call `advance(ready)`.
 
+    `committed_entries` may include entries of this same `Ready`'s `entries` (a single-node
+    cluster commits what it appends at once); doing step 1 before step 3 is what keeps that safe.
     `soft_state` is set when the role or known leader changed since the last `Ready`.
     """
 

@@ -95,6 +95,8 @@ def send_append(state: NodeState, peer: int, send_if_empty: bool) -> bool:
             log.committed,
         )
     )
+    # The follower takes the commit only up to the last entry this message gives it.
+    progress.sent_commit = max(progress.sent_commit, min(log.committed, prev_index + len(entries)))
     if entries:
         progress.sent_entries(entries[-1].index)
     elif progress.state is ProgressState.PROBE:
@@ -116,22 +118,47 @@ def broadcast_append(state: NodeState, send_if_empty: bool = False) -> None:
         send_all_possible(state, peer)
 
 
+def send_heartbeat(state: NodeState, peer: int) -> None:
+    """Assert leadership to `peer` (§5.2) and give it the commit index it can safely take:
+    no further than what it is known to hold, whatever is still in flight to it."""
+    progress = state.progress[peer]
+    commit = min(progress.match_index, state.log.committed)
+    progress.sent_commit = max(progress.sent_commit, commit)
+    state.send(Heartbeat(state.term, state.node_id, peer, commit))
+
+
 def broadcast_heartbeat(state: NodeState) -> None:
-    """Assert leadership to every follower (§5.2) and share the commit index each can take."""
-    committed = state.log.committed
+    """Heartbeat every follower."""
     for peer in state.peers():
-        commit = min(state.progress[peer].match_index, committed)
-        state.send(Heartbeat(state.term, state.node_id, peer, commit))
+        send_heartbeat(state, peer)
+
+
+def send_commit_if_behind(state: NodeState, peer: int) -> None:
+    """Tell `peer` of a commit index it holds the entries for but was not yet told, so followers
+    apply promptly instead of at the next heartbeat. A heartbeat carries it rather than an empty
+    append: an append's previous index may run ahead of what the follower has received (its
+    entries are still in flight), and a reordered network would turn it into a rejection."""
+    progress = state.progress[peer]
+    if min(progress.match_index, state.log.committed) > progress.sent_commit:
+        send_heartbeat(state, peer)
+
+
+def announce_commit(state: NodeState) -> None:
+    """The commit index moved: send every follower its new entries, or at least the commit."""
+    for peer in state.peers():
+        send_all_possible(state, peer)
+        send_commit_if_behind(state, peer)
 
 
 def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> None:
     """Leader: a follower accepted or rejected entries."""
     progress = state.progress.get(message.sender)
-    if progress is None:
-        return
+    if progress is None or message.match_index > state.log.last_index():
+        return  # not a follower of ours, or an acknowledgement of entries we never had
     progress.recent_active = True
     if not message.success:
-        if progress.rejected(message.rejected_index, message.conflict_index):
+        next_probe = _next_probe_index(state, message)
+        if progress.rejected(message.rejected_index, next_probe):
             send_append(state, message.sender, send_if_empty=True)
         return
     if not progress.acknowledged(message.match_index):
@@ -141,9 +168,26 @@ def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> 
     else:
         progress.inflights.free_up_to(message.match_index)
     if maybe_commit(state):
-        broadcast_append(state, send_if_empty=True)
+        announce_commit(state)
     else:
         send_all_possible(state, message.sender)
+        send_commit_if_behind(state, message.sender)
+
+
+def _next_probe_index(state: NodeState, message: AppendEntriesResponse) -> int:
+    """Where to probe next after a rejection (§5.3's optimization): if our log holds entries of
+    the follower's conflicting term, the follower's entries of that term up to our last one
+    match ours (log matching), so probe just after it; otherwise skip the follower's whole run
+    of that term."""
+    if message.conflict_term == 0:
+        return message.conflict_index
+    log = state.log
+    index = min(message.rejected_index, log.last_index())
+    while index > message.conflict_index and log.term(index) > message.conflict_term:
+        index -= 1
+    if log.term(index) == message.conflict_term:
+        return index + 1
+    return message.conflict_index
 
 
 def handle_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> None:
@@ -156,6 +200,8 @@ def handle_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> N
     if progress.state is ProgressState.REPLICATE and progress.inflights.full():
         progress.inflights.free_first()
     if progress.match_index < state.log.last_index():
+        # Even with nothing new to send: if entries to it were lost, this append's previous
+        # index is one it lacks, and the rejection starts a probe that resends them.
         send_append(state, message.sender, send_if_empty=True)
 
 

@@ -37,7 +37,7 @@ class MemoryStorage:
 
     def entries(self, low: int, high: int) -> Sequence[Entry]:
         """Entries with `low <= index < high`."""
-        if low <= self._offset or high > self.last_index() + 1:
+        if low <= self._offset or high > self.last_index() + 1 or low > high:
             raise IndexError(
                 f"entries [{low}, {high}) outside the log "
                 f"({self.first_index()}..{self.last_index()})"

@@ -85,6 +85,9 @@ def run_once(batch: int, entries: int) -> tuple[float, float]:
     for _ in range(proposals):
         leader.propose_batch(commands)
         pump(nodes)
+    # Followers learn the last commit index from the next heartbeat, as they would in service.
+    leader.tick()
+    pump(nodes)
     elapsed = time.perf_counter() - start
     for bench_node in nodes.values():
         assert bench_node.state_machine.applied == proposals * batch

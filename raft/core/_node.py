@@ -240,23 +240,30 @@ class RaftNode:
         if self._pending is not None:
             raise UsageError("ready() called again before advance() of the previous Ready")
         state = self._state
-        hard_state = self._hard_state()
-        soft_state = self._soft_state()
+        log = state.log
+        hard = self._last_hard_state
+        new_hard_state = None
+        if state.term != hard.term or state.vote != hard.vote or log.committed != hard.commit:
+            new_hard_state = self._last_hard_state = HardState(
+                state.term, state.vote, log.committed
+            )
+        soft = self._last_soft_state
+        new_soft_state = None
+        if state.role is not soft.role or state.leader_id != soft.leader_id:
+            new_soft_state = self._last_soft_state = SoftState(state.role, state.leader_id)
         try:
             # Reading entries marks them handed out, so a storage error half-way must fail the
             # node: a retried ready() would send acknowledgements for entries never persisted.
             ready = Ready(
-                hard_state=hard_state if hard_state != self._last_hard_state else None,
-                entries=tuple(state.log.unpersisted()),
+                hard_state=new_hard_state,
+                entries=tuple(log.unpersisted()),
                 messages=tuple(state.messages),
-                committed_entries=tuple(state.log.unapplied()),
-                soft_state=soft_state if soft_state != self._last_soft_state else None,
+                committed_entries=tuple(log.unapplied()),
+                soft_state=new_soft_state,
             )
         except BaseException as error:
             self._fail(error)
         state.messages = []
-        self._last_hard_state = hard_state
-        self._last_soft_state = soft_state
         self._pending = ready
         return ready
 
@@ -299,13 +306,6 @@ class RaftNode:
                 VoteResponse(state.term, state.node_id, message.sender, False, pre_vote=True)
             )
         return False
-
-    def _hard_state(self) -> HardState:
-        state = self._state
-        return HardState(state.term, state.vote, state.log.committed)
-
-    def _soft_state(self) -> SoftState:
-        return SoftState(self._state.role, self._state.leader_id)
 
     def _check_usable(self) -> None:
         if self._failed is not None:

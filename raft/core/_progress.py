@@ -35,7 +35,6 @@ class Progress:
         "next_index",
         "probe_sent",
         "recent_active",
-        "sent_commit",
         "state",
     )
 
@@ -47,8 +46,6 @@ class Progress:
         """In PROBE: a probe is outstanding, so send nothing more until an answer arrives."""
         self.recent_active = False
         """Heard from within the current check-quorum period."""
-        self.sent_commit = 0
-        """The highest commit index this follower was told it may take."""
         self.inflights = Inflights(max_inflight)
 
     def __repr__(self) -> str:

@@ -95,8 +95,6 @@ def send_append(state: NodeState, peer: int, send_if_empty: bool) -> bool:
             log.committed,
         )
     )
-    # The follower takes the commit only up to the last entry this message gives it.
-    progress.sent_commit = max(progress.sent_commit, min(log.committed, prev_index + len(entries)))
     if entries:
         progress.sent_entries(entries[-1].index)
     elif progress.state is ProgressState.PROBE:
@@ -118,36 +116,13 @@ def broadcast_append(state: NodeState, send_if_empty: bool = False) -> None:
         send_all_possible(state, peer)
 
 
-def send_heartbeat(state: NodeState, peer: int) -> None:
-    """Assert leadership to `peer` (§5.2) and give it the commit index it can safely take:
-    no further than what it is known to hold, whatever is still in flight to it."""
-    progress = state.progress[peer]
-    commit = min(progress.match_index, state.log.committed)
-    progress.sent_commit = max(progress.sent_commit, commit)
-    state.send(Heartbeat(state.term, state.node_id, peer, commit))
-
-
 def broadcast_heartbeat(state: NodeState) -> None:
-    """Heartbeat every follower."""
+    """Assert leadership to every follower (§5.2) and give each the commit index it can safely
+    take: no further than what it is known to hold, whatever is still in flight to it."""
+    committed = state.log.committed
     for peer in state.peers():
-        send_heartbeat(state, peer)
-
-
-def send_commit_if_behind(state: NodeState, peer: int) -> None:
-    """Tell `peer` of a commit index it holds the entries for but was not yet told, so followers
-    apply promptly instead of at the next heartbeat. A heartbeat carries it rather than an empty
-    append: an append's previous index may run ahead of what the follower has received (its
-    entries are still in flight), and a reordered network would turn it into a rejection."""
-    progress = state.progress[peer]
-    if min(progress.match_index, state.log.committed) > progress.sent_commit:
-        send_heartbeat(state, peer)
-
-
-def announce_commit(state: NodeState) -> None:
-    """The commit index moved: send every follower its new entries, or at least the commit."""
-    for peer in state.peers():
-        send_all_possible(state, peer)
-        send_commit_if_behind(state, peer)
+        commit = min(state.progress[peer].match_index, committed)
+        state.send(Heartbeat(state.term, state.node_id, peer, commit))
 
 
 def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> None:
@@ -167,11 +142,10 @@ def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> 
         progress.become_replicate()
     else:
         progress.inflights.free_up_to(message.match_index)
-    if maybe_commit(state):
-        announce_commit(state)
-    else:
-        send_all_possible(state, message.sender)
-        send_commit_if_behind(state, message.sender)
+    # A new commit index reaches the followers with their next append or heartbeat, as in the
+    # paper (§5.3), not in a message of its own: that would double the messages per command.
+    maybe_commit(state)
+    send_all_possible(state, message.sender)
 
 
 def _next_probe_index(state: NodeState, message: AppendEntriesResponse) -> int:

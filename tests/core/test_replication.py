@@ -168,9 +168,9 @@ def test_commit_index_reaches_followers_on_the_next_append() -> None:
     assert leader.node.commit_index == second
 
 
-def test_leader_announces_a_new_commit_index_at_once() -> None:
-    """§5.3: once an entry commits, the leader tells the followers right away (a heartbeat
-    carrying the commit index, capped at what each holds) rather than at the next tick."""
+def test_a_new_commit_index_rides_on_the_next_heartbeat_not_a_message_of_its_own() -> None:
+    """§5.3: the leader includes the commit index in future AppendEntries, heartbeats included;
+    committing an entry sends nothing extra, and the next heartbeat brings it to followers."""
     group = make_group(3)
     elect(group)
     leader = group[1]
@@ -178,9 +178,18 @@ def test_leader_announces_a_new_commit_index_at_once() -> None:
 
     sent = deliver_all(group, messages_of(leader))
 
-    announcements = [m for m in sent if isinstance(m, Heartbeat)]
-    assert {m.recipient for m in announcements} == {2, 3}
-    assert all(m.commit == index for m in announcements)
+    assert sorted(type(m).__name__ for m in sent) == [
+        "AppendEntries",
+        "AppendEntries",
+        "AppendEntriesResponse",
+        "AppendEntriesResponse",
+    ]
+    assert leader.node.commit_index == index
+    assert [group[2].node.commit_index, group[3].node.commit_index] == [index - 1, index - 1]
+
+    leader.node.tick()
+    deliver_all(group, messages_of(leader))
+
     assert [group[2].node.commit_index, group[3].node.commit_index] == [index, index]
 
 
@@ -341,6 +350,8 @@ def test_figure_8_an_earlier_terms_entry_is_not_committed_by_counting_replicas()
 
     assert terms_of(replicas[3]) == [1, 2, 4]
     assert leader.node.commit_index == 3, "the term-4 entry on a majority commits both"
+    leader.node.tick()
+    deliver_all(replicas, messages_of(leader), drop=to(4, 5))
     assert [replicas[n].node.commit_index for n in (2, 3)] == [3, 3]
 
 
@@ -363,6 +374,8 @@ def test_figure_8_an_earlier_terms_entry_on_a_majority_can_still_be_overwritten(
 
     assert s5.node.role is Role.LEADER
     assert [terms_of(replicas[n]) for n in (3, 4, 5)] == [[1, 3, s5.node.term]] * 3
+    s5.node.tick()
+    deliver_all(replicas, messages_of(s5))
     assert all(replicas[n].node.commit_index == 3 for n in (3, 4, 5))
 
 
@@ -682,8 +695,10 @@ def test_lost_append_with_a_full_window_is_recovered_by_a_heartbeat_response() -
     deliver_all(group, messages_of(leader))
 
     assert log_of(follower) == log_of(leader)
-    assert follower.node.commit_index == 3
     assert leader.node.progress()[2].match_index == 3
+    leader.node.tick()
+    deliver_all(group, messages_of(leader))
+    assert follower.node.commit_index == 3
 
 
 # ---- whole runs in the simulator ------------------------------------------------------------

@@ -8,6 +8,7 @@ mapping, and `KVStore.state_digest` proves it cheaply.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import overload
 
@@ -15,6 +16,7 @@ import attrs
 
 from statemachines._kv_codec import (
     JSONValue,
+    KVCommand,
     KVCompareAndSet,
     KVDelete,
     KVGet,
@@ -89,18 +91,20 @@ class KVStore:
     def apply(self, command: bytes) -> KVResult:
         """Apply one committed command and return its result (see `KVResult`); never raises."""
         try:
-            decoded = decode_command(command)
+            decoded = _decode_shared(command)
         except MalformedCommand as error:
             return KVResult(ok=False, error=str(error))
         values = self._values
         # A value leaving the store (replaced or deleted) is handed over as it is; one that stays
         # is copied, so that a client mutating its result cannot change this replica's state.
+        # Values entering the store are copied too: decoded commands are shared (see
+        # `_decode_shared`), and no two stores may hold the same list or dict.
         match decoded:
             case KVGet(key):
                 return KVResult(ok=True, value=_copy(values.get(key)))
             case KVPut(key, value):
                 previous = values.get(key)
-                values[key] = value
+                values[key] = _copy(value)
                 return KVResult(ok=True, value=previous)
             case KVDelete(key):
                 return KVResult(ok=True, value=values.pop(key, None))
@@ -108,7 +112,7 @@ class KVStore:
                 current = values.get(key)
                 if not _same_value(current, expected):
                     return KVResult(ok=False, value=_copy(current))
-                values[key] = new
+                values[key] = _copy(new)
                 return KVResult(ok=True, value=current)
 
     def get(self, key: str) -> JSONValue | None:
@@ -132,6 +136,14 @@ class KVStore:
         sort of its keys: compare replicas at checkpoints, not after every command.
         """
         return hashlib.sha256(canonical_json(self._values).encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_shared(command: bytes) -> KVCommand:
+    """`decode_command`, remembered: every replica in a process (the simulator runs many)
+    decodes each command once between them instead of once each. Decoding is a pure function
+    of the bytes, so this cannot make replicas differ; callers never mutate what it returns."""
+    return decode_command(command)
 
 
 def _same_value(left: JSONValue | None, right: JSONValue | None) -> bool:

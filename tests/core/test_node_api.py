@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import pathlib
-import types
 from collections.abc import Callable
 
 import pytest
@@ -394,27 +393,6 @@ def test_single_node_cluster_commits_proposals_immediately() -> None:
 
 
 # ---- public API ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("module", [raft, raft.core], ids=lambda module: module.__name__)
-def test_every_public_name_is_exported_exactly_once(module: types.ModuleType) -> None:
-    """STYLE 3 (trio's test_exports): `__all__` is exactly the public namespace."""
-    exported = list(module.__all__)
-    public = {
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
-
-    assert len(exported) == len(set(exported)), "duplicates in __all__"
-    assert set(exported) == public
-    for name in exported:
-        value = getattr(module, name)
-        if isinstance(value, type):
-            assert value.__name__ == name, f"{name} is an alias of {value.__name__}"
-            assert value.__module__.rsplit(".", 1)[-1].startswith("_"), (
-                f"{name} is defined in {value.__module__}, not in a private module"
-            )
 
 
 def test_raft_reexports_the_core_objects_unchanged() -> None:

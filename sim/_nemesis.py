@@ -1,0 +1,243 @@
+"""Nemeses: the faults a run injects, on a seeded schedule.
+
+A nemesis alternates quiet spells and faults: it waits a while, starts one fault of a kind drawn
+from its list, lets it last a while, heals it, and starts over. Every fault is recorded (kind,
+start, end, what exactly) for the verdict and the timeline. After each heal it measures how long
+the cluster went on without a leader of the newest term: the recovery time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+
+from sim._cluster import Cluster
+from sim._network import LinkFaults
+
+NEMESES = (
+    "partition-halves",
+    "partition-ring",
+    "bridge",
+    "isolate-leader",
+    "one-way",
+    "kill",
+    "pause",
+    "clock-skew",
+    "flaky-net",
+)
+"""Every kind of fault, by name; `all` picks among them at random."""
+
+_QUICK_RESTART_NS = (20_000_000, 300_000_000)
+
+
+@attrs.define
+class Fault:
+    """One injected fault: what, to whom, and when (simulated ns)."""
+
+    kind: str
+    detail: str
+    start_ns: int
+    end_ns: int | None = None
+
+    def describe(self) -> str:
+        """One line for humans: `kind (detail) from Xs to Ys`."""
+        end = "the end" if self.end_ns is None else f"{self.end_ns / 1e9:.3f}s"
+        return f"{self.kind} ({self.detail}) from {self.start_ns / 1e9:.3f}s to {end}"
+
+
+Undo = Callable[[], None]
+
+
+def parse_nemeses(spec: str) -> tuple[str, ...]:
+    """Turn `all`, `none` or a comma-separated list of names into kinds; ValueError on unknown."""
+    if spec == "all":
+        return NEMESES
+    if spec == "none":
+        return ()
+    kinds = tuple(name.strip() for name in spec.split(",") if name.strip())
+    unknown = [kind for kind in kinds if kind not in NEMESES]
+    if unknown or not kinds:
+        raise ValueError(
+            f"unknown nemesis {', '.join(unknown) or spec!r}; choose from all, none, "
+            + ", ".join(NEMESES)
+        )
+    return kinds
+
+
+class Nemesis:
+    """Injects faults of `kinds` into a cluster until `stop_ns`, then heals everything."""
+
+    def __init__(
+        self,
+        kinds: tuple[str, ...],
+        rng: random.Random,
+        on_crash: Callable[[int], None],
+        quiet_ns: tuple[int, int] = (1_000_000_000, 3_000_000_000),
+        fault_ns: tuple[int, int] = (1_000_000_000, 4_000_000_000),
+    ) -> None:
+        self.kinds = kinds
+        self._rng = rng
+        self._on_crash = on_crash
+        self._quiet_ns = quiet_ns
+        self._fault_ns = fault_ns
+        self.faults: list[Fault] = []
+        self.recoveries_ns: list[int] = []
+        self._cluster: Cluster | None = None
+        self._stop_ns = 0
+        self._starters: dict[str, Callable[[Cluster], tuple[str, Undo]]] = {
+            "partition-halves": self._partition_halves,
+            "partition-ring": self._partition_ring,
+            "bridge": self._bridge,
+            "isolate-leader": self._isolate_leader,
+            "one-way": self._one_way,
+            "kill": self._kill,
+            "pause": self._pause,
+            "clock-skew": self._clock_skew,
+            "flaky-net": self._flaky_net,
+        }
+
+    def start(self, cluster: Cluster, stop_ns: int) -> None:
+        """Schedule faults on `cluster`; none starts after `stop_ns`."""
+        self._cluster = cluster
+        self._stop_ns = stop_ns
+        if self.kinds:
+            cluster.schedule(cluster.now + self._rng.randint(*self._quiet_ns), self._inject)
+
+    def _inject(self) -> None:
+        cluster = self._cluster
+        assert cluster is not None
+        if cluster.now >= self._stop_ns:
+            return
+        kind = self._rng.choice(self.kinds)
+        detail, undo = self._starters[kind](cluster)
+        fault = Fault(kind, detail, cluster.now)
+        self.faults.append(fault)
+        rng = self._rng
+        # Half the kills are a crash and a supervisor's quick restart: the node is back while
+        # the election it took part in is still going on, which is when forgotten votes bite.
+        duration_range = (
+            _QUICK_RESTART_NS if kind == "kill" and rng.random() < 0.5 else self._fault_ns
+        )
+        end = min(cluster.now + rng.randint(*duration_range), self._stop_ns)
+        cluster.schedule(end, lambda: self._heal(fault, undo))
+
+    def _heal(self, fault: Fault, undo: Undo) -> None:
+        cluster = self._cluster
+        assert cluster is not None
+        undo()
+        fault.end_ns = cluster.now
+        healed_at = cluster.now
+        self._watch_recovery(healed_at)
+        cluster.schedule(cluster.now + self._rng.randint(*self._quiet_ns), self._inject)
+
+    def _watch_recovery(self, healed_at: int) -> None:
+        cluster = self._cluster
+        assert cluster is not None
+        if _has_current_leader(cluster):
+            self.recoveries_ns.append(cluster.now - healed_at)
+            return
+        cluster.schedule(cluster.now + cluster.tick_ns, lambda: self._watch_recovery(healed_at))
+
+    # ---- the faults: each starts one and returns (what it did, how to undo it) ------------
+
+    def _shuffled(self, cluster: Cluster) -> list[int]:
+        ids = sorted(cluster.replicas)
+        self._rng.shuffle(ids)
+        return ids
+
+    def _partition_halves(self, cluster: Cluster) -> tuple[str, Undo]:
+        ids = self._shuffled(cluster)
+        minority, majority = sorted(ids[: len(ids) // 2]), sorted(ids[len(ids) // 2 :])
+        cluster.network.partition(minority, majority)
+        return f"{minority} | {majority}", cluster.network.heal
+
+    def _partition_ring(self, cluster: Cluster) -> tuple[str, Undo]:
+        ring = self._shuffled(cluster)
+        size = len(ring)
+        reach = (size // 2 + 1) // 2  # itself and 2*reach neighbours make a majority
+        near = {
+            (ring[i], ring[(i + step) % size])
+            for i in range(size)
+            for step in range(-reach, reach + 1)
+        }
+        cluster.network.cut((a, b) for a in ring for b in ring if a != b and (a, b) not in near)
+        return f"ring {ring}, each sees {2 * reach + 1}", cluster.network.heal
+
+    def _bridge(self, cluster: Cluster) -> tuple[str, Undo]:
+        ids = self._shuffled(cluster)
+        bridge, rest = ids[0], ids[1:]
+        left, right = sorted(rest[: len(rest) // 2]), sorted(rest[len(rest) // 2 :])
+        cluster.network.partition(left, right)
+        return f"{left} | {right} joined by {bridge}", cluster.network.heal
+
+    def _isolate_leader(self, cluster: Cluster) -> tuple[str, Undo]:
+        leader = cluster.leader()
+        target = leader if leader is not None else self._shuffled(cluster)[0]
+        cluster.network.partition([target], [i for i in cluster.replicas if i != target])
+        return f"node {target}" + (" (leader)" if leader is not None else ""), cluster.network.heal
+
+    def _one_way(self, cluster: Cluster) -> tuple[str, Undo]:
+        leader = cluster.leader()
+        target = leader if leader is not None and self._rng.random() < 0.5 else None
+        target = target if target is not None else self._shuffled(cluster)[0]
+        others = [i for i in cluster.replicas if i != target]
+        if self._rng.random() < 0.5:
+            cluster.network.cut((other, target) for other in others)
+            return f"node {target} cannot receive", cluster.network.heal
+        cluster.network.cut((target, other) for other in others)
+        return f"node {target} cannot send", cluster.network.heal
+
+    def _kill(self, cluster: Cluster) -> tuple[str, Undo]:
+        ids = self._shuffled(cluster)
+        victims = sorted(ids[: self._rng.randint(1, (len(ids) - 1) // 2)])
+        for node_id in victims:
+            cluster.crash(node_id)
+            self._on_crash(node_id)
+
+        def restart() -> None:
+            for node_id in victims:
+                cluster.restart(node_id)
+
+        return f"nodes {victims}", restart
+
+    def _pause(self, cluster: Cluster) -> tuple[str, Undo]:
+        leader = cluster.leader()
+        target = leader if leader is not None and self._rng.random() < 0.5 else None
+        target = target if target is not None else self._shuffled(cluster)[0]
+        cluster.pause(target)
+        return f"node {target}", lambda: cluster.resume(target)
+
+    def _clock_skew(self, cluster: Cluster) -> tuple[str, Undo]:
+        target = self._shuffled(cluster)[0]
+        factor = self._rng.choice((0.25, 0.5, 2.0, 4.0))
+        cluster.tick_ns_of[target] = int(cluster.tick_ns * factor)
+
+        def restore() -> None:
+            cluster.tick_ns_of[target] = cluster.tick_ns
+
+        speed = "slow" if factor > 1 else "fast"
+        return f"node {target} ticks every {factor:g}x the interval ({speed})", restore
+
+    def _flaky_net(self, cluster: Cluster) -> tuple[str, Undo]:
+        normal = cluster.network.faults
+        loss = self._rng.choice((0.05, 0.1, 0.2, 0.3))
+        duplicate = self._rng.choice((0.05, 0.1, 0.2))
+        cluster.network.faults = LinkFaults(
+            normal.min_latency_ns, normal.max_latency_ns * 10, loss, duplicate
+        )
+
+        def restore() -> None:
+            cluster.network.faults = normal
+
+        return f"loss {loss:g}, duplicate {duplicate:g}, reordering latency", restore
+
+
+def _has_current_leader(cluster: Cluster) -> bool:
+    """Whether some running node leads in a term no live node has passed."""
+    leader = cluster.leader()
+    if leader is None or cluster.is_paused(leader):
+        return False
+    term = cluster.replicas[leader].node.term
+    return all(cluster.replicas[node_id].node.term <= term for node_id in cluster.live())

@@ -37,7 +37,7 @@ class WorkloadOptions:
 
     clients: int = 10
     keys: tuple[str, ...] = ("a", "b", "c")
-    think_ns: int = 200_000_000
+    think_ns: int = 150_000_000
     """Mean pause between a client's operations (exponentially distributed)."""
     timeout_ns: int = 1_000_000_000
     min_latency_ns: int = 200_000

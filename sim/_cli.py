@@ -56,8 +56,9 @@ def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--read-mode",
         choices=READ_MODES,
-        default="log",
-        help="log: reads go through the Raft log (default); local: read any replica's state",
+        default="index",
+        help="index: ReadIndex (default); lease: leader leases; log: through the Raft log; "
+        "local: read any replica's state without asking anyone (not linearizable)",
     )
     parser.add_argument(
         "--clients", type=_positive, default=10, help="concurrent clients (default 10)"

@@ -19,7 +19,7 @@ from typing import Any
 
 from raft import Config, Message, Role, StateMachine
 from sim._network import LinkFaults, Network
-from sim._replica import ApplyListener, Replica
+from sim._replica import ApplyListener, ReadListener, Replica
 
 _DELIVER, _TICK, _CALL = 0, 1, 2
 _MESSAGE_CODES: dict[type, int] = {}
@@ -48,6 +48,7 @@ class Cluster:
         tick_ns: int = 10_000_000,
         faults: LinkFaults | None = None,
         on_apply: ApplyListener | None = None,
+        on_read: ReadListener | None = None,
         **config_options: Any,
     ) -> None:
         ids = tuple(node_ids)
@@ -61,6 +62,7 @@ class Cluster:
                 random.Random(f"{seed}/node/{node_id}"),
                 state_machine_factory,
                 on_apply,
+                on_read=on_read,
             )
             for node_id in ids
         }

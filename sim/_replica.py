@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from raft import Config, Entry, EntryKind, Message, RaftNode, Role, StateMachine
+from raft import Config, Entry, EntryKind, Message, RaftNode, ReadState, Role, StateMachine
 from raft.storage import MemoryStorage
+
+ReadListener = Callable[[int, ReadState], None]
+"""Called as `(node_id, read)` when a confirmed read may be served on that node."""
 
 ApplyListener = Callable[[int, Entry, object], None]
 """Called as `(node_id, entry, result)` for every committed entry a replica applies, in order
@@ -18,8 +21,9 @@ class Replica:
     then apply, then advance.
 
     `storage` (empty unless given) is what survives a crash; the node and the state machine
-    do not. A restarted
-    replica rebuilds both from storage, re-applying the committed log from its start.
+    do not. A restarted replica rebuilds both from storage, re-applying the committed log from
+    its start. Confirmed reads (`Ready.read_states`) wait until the state machine has applied
+    their index, then go to `on_read`.
     """
 
     def __init__(
@@ -28,13 +32,17 @@ class Replica:
         rng: random.Random,
         state_machine_factory: Callable[[], StateMachine],
         on_apply: ApplyListener | None = None,
+        *,
         storage: MemoryStorage | None = None,
+        on_read: ReadListener | None = None,
     ) -> None:
         self.config = config
         self.rng = rng
         self.storage = storage if storage is not None else MemoryStorage()
         self._state_machine_factory = state_machine_factory
         self._on_apply = on_apply
+        self._on_read = on_read
+        self._waiting_reads: list[ReadState] = []
         self.node = RaftNode(config, self.storage, rng)
         self.state_machine = state_machine_factory()
         self.up = True
@@ -67,8 +75,22 @@ class Replica:
             result = state_machine.apply(entry.data) if entry.kind == command else None
             if on_apply is not None:
                 on_apply(self.node_id, entry, result)
+        if ready.read_states or self._waiting_reads:
+            applied = ready.committed_entries[-1].index if ready.committed_entries else 0
+            self._serve_reads(ready.read_states, max(applied, node.applied_index))
         node.advance(ready)
         return ready.messages
+
+    def _serve_reads(self, confirmed: tuple[ReadState, ...], applied: int) -> None:
+        waiting = self._waiting_reads
+        waiting.extend(confirmed)
+        if self._on_read is None:
+            waiting.clear()
+            return
+        self._waiting_reads = [read for read in waiting if read.index > applied]
+        for read in waiting:
+            if read.index <= applied:
+                self._on_read(self.node_id, read)
 
     def crash(self) -> None:
         """Stop: the node and its state machine are gone, storage remains."""
@@ -78,4 +100,5 @@ class Replica:
         """Come back from storage with a fresh node and an empty state machine."""
         self.node = RaftNode(self.config, self.storage, self.rng)
         self.state_machine = self._state_machine_factory()
+        self._waiting_reads = []
         self.up = True

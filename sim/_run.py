@@ -51,7 +51,7 @@ class RunOptions:
     nemesis: str = attrs.field(default="all", validator=_nemesis_spec)
     duration: int = attrs.field(default=30, validator=_at_least(1))
     """Simulated seconds, including a quiet tail of up to 5 s with no new faults."""
-    read_mode: str = attrs.field(default="log", validator=attrs.validators.in_(READ_MODES))
+    read_mode: str = attrs.field(default="index", validator=attrs.validators.in_(READ_MODES))
     clients: int = attrs.field(default=10, validator=_at_least(1))
     max_entries_per_message: int = attrs.field(default=4096, validator=_at_least(1))
     """Small values split replication into many messages, so followers acknowledge partial
@@ -137,8 +137,10 @@ def run_simulation(seed: int, options: RunOptions | None = None) -> RunResult:
         seed=seed,
         state_machine_factory=KVStore,
         on_apply=on_apply,
+        on_read=workload.on_read,
         tick_ns=_TICK_NS,
         max_entries_per_message=options.max_entries_per_message,
+        lease_reads=options.read_mode == "lease",
     )
     monitor.attach(cluster)
     nemesis = Nemesis(

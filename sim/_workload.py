@@ -10,9 +10,11 @@ entry there is the one proposed (same term), with `fail` if another term's entry
 `info` — its outcome unknown — and the client continues under a new process id, as Jepsen's do,
 because the old operation may still take effect at any later time.
 
-Reads go through the log by default (`read_mode="log"`). `read_mode="local"` reads whatever
-state the contacted replica has, without asking anyone: the stale-read mode the linearizability
-checker must catch.
+Reads use ReadIndex by default (`read_mode="index"`, thesis §6.4): the contacted node gets a
+read index (from the leader, if it is a follower), waits until it has applied that index, and
+answers from its own state. `lease` does the same with leader leases (thesis §6.4.1), `log`
+sends reads through the Raft log, and `local` reads whatever state the contacted replica has,
+without asking anyone: the stale-read mode the linearizability checker must catch.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any
 
 import attrs
 
-from raft import Entry, NotLeader
+from raft import Entry, LeadershipTransferInProgress, NotLeader, ReadState
 from sim._cluster import Cluster
 from statemachines import KVResult, KVStore, encode_cas, encode_get, encode_put
 
-READ_MODES = ("log", "local")
+READ_MODES = ("index", "lease", "log", "local")
 _NO_LEADER_BACKOFF_NS = (20_000_000, 50_000_000)
 
 
@@ -42,7 +44,7 @@ class WorkloadOptions:
     timeout_ns: int = 1_000_000_000
     min_latency_ns: int = 200_000
     max_latency_ns: int = 1_000_000
-    read_mode: str = attrs.field(default="log", validator=attrs.validators.in_(READ_MODES))
+    read_mode: str = attrs.field(default="index", validator=attrs.validators.in_(READ_MODES))
 
 
 @attrs.define
@@ -68,6 +70,8 @@ class Workload:
         """(index, term) of every write a client was told succeeded (durability's input)."""
         self._cluster: Cluster | None = None
         self._pending: dict[tuple[int, int], tuple[_Operation, int]] = {}
+        self._pending_reads: dict[tuple[int, bytes], _Operation] = {}
+        self._read_ids = 0
         self._targets: dict[int, int] = {}
         self._processes: dict[int, int] = {}
         self._next_value = 0
@@ -99,10 +103,23 @@ class Workload:
         else:
             self._reply(operation, "ok", operation.value, (entry.index, entry.term))
 
+    def on_read(self, node_id: int, read: ReadState) -> None:
+        """A read confirmed at `node_id` may be served: answer from that node's state."""
+        operation = self._pending_reads.pop((node_id, read.context), None)
+        if operation is None:
+            return
+        cluster = self._cluster
+        assert cluster is not None
+        store = cluster.replicas[node_id].state_machine
+        assert isinstance(store, KVStore)
+        self._reply(operation, "ok", store.get(operation.key))
+
     def forget_node(self, node_id: int) -> None:
         """A node crashed: requests it held will never be answered (their clients time out)."""
         for key in [key for key in self._pending if key[0] == node_id]:
             del self._pending[key]
+        for read in [read for read in self._pending_reads if read[0] == node_id]:
+            del self._pending_reads[read]
 
     # ---- one client's loop -------------------------------------------------------------
 
@@ -163,17 +180,27 @@ class Workload:
             return
         if cluster.is_paused(node_id):
             return  # the request hangs until the client's timeout
-        if operation.f == "read" and self.options.read_mode == "local":
+        read_mode = self.options.read_mode
+        if operation.f == "read" and read_mode == "local":
             store = replica.state_machine
             assert isinstance(store, KVStore)
             self._reply(operation, "ok", store.get(operation.key))
             return
         try:
-            term, index = replica.node.propose(operation.command)
+            if operation.f == "read" and read_mode != "log":
+                self._read_ids += 1
+                context = b"%d" % self._read_ids
+                replica.node.read_index(context)
+                self._pending_reads[(node_id, context)] = operation
+            else:
+                term, index = replica.node.propose(operation.command)
+                self._pending[(node_id, index)] = (operation, term)
         except NotLeader as error:
             self._redirect(client, operation, error.leader_id)
             return
-        self._pending[(node_id, index)] = (operation, term)
+        except LeadershipTransferInProgress as error:
+            self._redirect(client, operation, error.target)
+            return
         cluster.flush(node_id)
 
     def _redirect(self, client: int, operation: _Operation, leader_id: int | None) -> None:

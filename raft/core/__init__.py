@@ -1,7 +1,14 @@
 """The pure Raft core: no I/O, no clock, no randomness of its own (see DESIGN.md)."""
 
 from raft.core._config import Config
-from raft.core._errors import CommandTooLarge, NodeFailed, NotLeader, RaftError, UsageError
+from raft.core._errors import (
+    CommandTooLarge,
+    LeadershipTransferInProgress,
+    NodeFailed,
+    NotLeader,
+    RaftError,
+    UsageError,
+)
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -11,11 +18,15 @@ from raft.core._messages import (
     Heartbeat,
     HeartbeatResponse,
     Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
 from raft.core._node import RaftNode
 from raft.core._progress import Progress, ProgressState
+from raft.core._read_only import ReadState
 from raft.core._ready import Ready, SoftState
 from raft.core._state import Role
 from raft.core._storage import Storage
@@ -30,6 +41,7 @@ __all__ = [
     "HardState",
     "Heartbeat",
     "HeartbeatResponse",
+    "LeadershipTransferInProgress",
     "Message",
     "NodeFailed",
     "NotLeader",
@@ -37,10 +49,14 @@ __all__ = [
     "ProgressState",
     "RaftError",
     "RaftNode",
+    "ReadIndexRequest",
+    "ReadIndexResponse",
+    "ReadState",
     "Ready",
     "Role",
     "SoftState",
     "Storage",
+    "TimeoutNow",
     "UsageError",
     "VoteRequest",
     "VoteResponse",

@@ -60,11 +60,28 @@ class Config:
     """At most this many command bytes ride in one AppendEntries; also the largest command."""
     max_inflight_messages: int = attrs.field(default=256, validator=_positive_int)
     """At most this many AppendEntries may be unacknowledged per follower (pipelining)."""
+    lease_reads: bool = attrs.field(default=False, validator=_boolean)
+    """Answer reads without a heartbeat round while the leader's lease holds (thesis §6.4.1).
+    Needs `check_quorum`; safe only while clocks drift apart by less than
+    `max_clock_drift_ticks` over an election timeout."""
+    max_clock_drift_ticks: int = attrs.field(default=2, validator=_positive_int)
+    """How many ticks a follower's clock may gain on the leader's within one election timeout;
+    the lease is `election_ticks - max_clock_drift_ticks` ticks from its confirmation."""
 
     def __attrs_post_init__(self) -> None:
         if self.node_id not in self.voters:
             raise ValueError(
                 f"Config.node_id {self.node_id} must be one of Config.voters {self.voters}"
+            )
+        if self.lease_reads and not self.check_quorum:
+            raise ValueError(
+                "Config.lease_reads needs Config.check_quorum: without it a deposed leader "
+                "would go on answering reads from its lease"
+            )
+        if self.lease_reads and self.max_clock_drift_ticks >= self.election_ticks:
+            raise ValueError(
+                f"Config.max_clock_drift_ticks ({self.max_clock_drift_ticks}) must be below "
+                f"Config.election_ticks ({self.election_ticks}), or no lease is left"
             )
         if self.heartbeat_ticks >= self.election_ticks:
             raise ValueError(

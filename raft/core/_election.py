@@ -5,13 +5,15 @@ Every role change happens in one `become_*` function here.
 
 from __future__ import annotations
 
-from raft.core._messages import VoteRequest, VoteResponse
+from raft.core._messages import TimeoutNow, VoteRequest, VoteResponse
 from raft.core._quorum import VoteResult
 from raft.core._replication import (
     append_noop,
     broadcast_append,
     broadcast_heartbeat,
     reset_progress,
+    send_append,
+    send_timeout_now_if_caught_up,
 )
 from raft.core._state import NodeState, Role
 
@@ -24,7 +26,7 @@ def become_follower(state: NodeState, term: int, leader_id: int | None) -> None:
     state.role = Role.FOLLOWER
     state.leader_id = leader_id
     state.votes = {}
-    state.progress = {}
+    state.forget_leadership()
     state.heartbeat_elapsed = 0
     state.reset_election_timer()
 
@@ -34,7 +36,7 @@ def become_pre_candidate(state: NodeState) -> None:
     state.role = Role.PRE_CANDIDATE
     state.leader_id = None
     state.votes = {}
-    state.progress = {}
+    state.forget_leadership()
     state.reset_election_timer()
 
 
@@ -45,7 +47,7 @@ def become_candidate(state: NodeState) -> None:
     state.role = Role.CANDIDATE
     state.leader_id = None
     state.votes = {}
-    state.progress = {}
+    state.forget_leadership()
     state.reset_election_timer()
 
 
@@ -61,8 +63,9 @@ def become_leader(state: NodeState) -> None:
     broadcast_append(state, send_if_empty=True)
 
 
-def campaign(state: NodeState, pre_vote: bool) -> None:
-    """Start a (pre-)election and ask every other voter for its vote."""
+def campaign(state: NodeState, pre_vote: bool, transfer: bool = False) -> None:
+    """Start a (pre-)election and ask every other voter for its vote (`transfer`: because the
+    leader handed over, so voters still hearing from it grant anyway)."""
     if pre_vote:
         become_pre_candidate(state)
         term = state.term + 1
@@ -75,7 +78,9 @@ def campaign(state: NodeState, pre_vote: bool) -> None:
     log = state.log
     last_index, last_term = log.last_index(), log.last_term()
     for peer in state.peers():
-        state.send(VoteRequest(term, state.node_id, peer, last_index, last_term, pre_vote))
+        state.send(
+            VoteRequest(term, state.node_id, peer, last_index, last_term, pre_vote, transfer)
+        )
 
 
 def start_election(state: NodeState) -> None:
@@ -86,12 +91,18 @@ def start_election(state: NodeState) -> None:
 
 
 def tick(state: NodeState) -> None:
-    """Advance the election timer; as leader, also check quorum and send heartbeats."""
+    """Advance the election timer; as leader, also check quorum, time out a leadership
+    transfer and send heartbeats."""
+    state.clock += 1
     state.election_elapsed += 1
     if state.role is not Role.LEADER:
         if state.election_elapsed >= state.randomized_election_timeout:
             start_election(state)
         return
+    if state.transfer_target is not None:
+        state.transfer_elapsed += 1
+        if state.transfer_elapsed >= state.config.election_ticks:
+            state.transfer_target = None  # the target did not take over: take proposals again
     if state.election_elapsed >= state.config.election_ticks:
         state.election_elapsed = 0
         if state.config.check_quorum and not _quorum_active(state):
@@ -137,6 +148,22 @@ def handle_vote_request(state: NodeState, message: VoteRequest) -> None:
         state.reset_election_timer()
     term = message.term if granted else state.term
     state.send(VoteResponse(term, state.node_id, candidate, granted, message.pre_vote))
+
+
+def handle_timeout_now(state: NodeState, message: TimeoutNow) -> None:
+    """Follower: the leader hands over leadership; campaign at once, skipping pre-vote, which
+    the voters would refuse while they still hear from that leader (thesis §3.10)."""
+    if state.node_id in state.quorum.voters:
+        campaign(state, pre_vote=False, transfer=True)
+
+
+def transfer_leadership(state: NodeState, target: int) -> None:
+    """Leader: hand over to `target`: stop taking proposals, bring it up to date, then tell it
+    to campaign; abandoned after an election timeout (thesis §3.10)."""
+    state.transfer_target = target
+    state.transfer_elapsed = 0
+    send_append(state, target, send_if_empty=False)
+    send_timeout_now_if_caught_up(state)
 
 
 def handle_vote_response(state: NodeState, message: VoteResponse) -> None:

@@ -43,6 +43,18 @@ class CommandTooLarge(RaftError):
         )
 
 
+class LeadershipTransferInProgress(RaftError):
+    """The leader is handing over to another node and takes no proposals until that ends
+    (within an election timeout); retry at the new leader, or here if the transfer fails."""
+
+    def __init__(self, node_id: int, target: int) -> None:
+        self.node_id = node_id
+        self.target = target
+        super().__init__(
+            f"node {node_id} is transferring leadership to node {target}; retry there shortly"
+        )
+
+
 class UsageError(RaftError):
     """The caller broke the core's contract (for example `advance` without a `ready`)."""
 

@@ -72,6 +72,9 @@ class VoteRequest:
     last_log_index: int
     last_log_term: int
     pre_vote: bool = False
+    transfer: bool = False
+    """Sent because the leader handed over leadership (`TimeoutNow`): voters grant it even
+    while they still hear from that leader (thesis §3.10)."""
 
 
 @attrs.frozen
@@ -123,17 +126,56 @@ class AppendEntriesResponse:
 @attrs.frozen
 class Heartbeat:
     """An empty AppendEntries that asserts leadership (§5.2) and carries a safe commit index:
-    the smaller of the leader's commit and what this follower is known to hold."""
+    the smaller of the leader's commit and what this follower is known to hold.
+
+    `round` is the leader's tick count when it sent this (its lease clock) and `context` the
+    latest ReadIndex request it wants confirmed (thesis §6.4); both come back in the response.
+    """
 
     term: int
     sender: int
     recipient: int
     commit: int
+    round: int = 0
+    context: bytes = b""
 
 
 @attrs.frozen
 class HeartbeatResponse:
-    """The answer to a `Heartbeat`; tells the leader the follower is alive (check-quorum)."""
+    """The answer to a `Heartbeat`: the follower is alive (check-quorum) and still follows the
+    leader as of the heartbeat's `round` and read `context`."""
+
+    term: int
+    sender: int
+    recipient: int
+    round: int = 0
+    context: bytes = b""
+
+
+@attrs.frozen
+class ReadIndexRequest:
+    """A follower asks the leader for a read index on behalf of its client (thesis §6.4)."""
+
+    term: int
+    sender: int
+    recipient: int
+    context: bytes
+
+
+@attrs.frozen
+class ReadIndexResponse:
+    """The leader's answer: a read for `context` may be served once `index` is applied."""
+
+    term: int
+    sender: int
+    recipient: int
+    context: bytes
+    index: int
+
+
+@attrs.frozen
+class TimeoutNow:
+    """The leader hands over leadership: the recipient campaigns at once (thesis §3.10)."""
 
     term: int
     sender: int
@@ -147,5 +189,8 @@ Message = (
     | AppendEntriesResponse
     | Heartbeat
     | HeartbeatResponse
+    | ReadIndexRequest
+    | ReadIndexResponse
+    | TimeoutNow
 )
 """Any message one node sends another."""

@@ -18,9 +18,15 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from raft.core import _election, _replication
+from raft.core import _election, _reads, _replication
 from raft.core._config import Config
-from raft.core._errors import CommandTooLarge, NodeFailed, NotLeader, UsageError
+from raft.core._errors import (
+    CommandTooLarge,
+    LeadershipTransferInProgress,
+    NodeFailed,
+    NotLeader,
+    UsageError,
+)
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -29,6 +35,9 @@ from raft.core._messages import (
     Heartbeat,
     HeartbeatResponse,
     Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -57,19 +66,27 @@ def _ignore(state: NodeState, message: Message) -> None:
     """A message with nothing to do in this role (for example a vote reply after winning)."""
 
 
-_FOLLOWER_HANDLERS: dict[type, _Handler] = {
+_CANDIDATE_HANDLERS: dict[type, _Handler] = {
     AppendEntries: _follow_and(_replication.handle_append_entries),
     Heartbeat: _follow_and(_replication.handle_heartbeat),
     VoteRequest: _election.handle_vote_request,
+    VoteResponse: _election.handle_vote_response,
 }
 _HANDLERS: dict[Role, dict[type, _Handler]] = {
-    Role.FOLLOWER: _FOLLOWER_HANDLERS,
-    Role.PRE_CANDIDATE: {**_FOLLOWER_HANDLERS, VoteResponse: _election.handle_vote_response},
-    Role.CANDIDATE: {**_FOLLOWER_HANDLERS, VoteResponse: _election.handle_vote_response},
+    Role.FOLLOWER: {
+        AppendEntries: _follow_and(_replication.handle_append_entries),
+        Heartbeat: _follow_and(_replication.handle_heartbeat),
+        VoteRequest: _election.handle_vote_request,
+        TimeoutNow: _election.handle_timeout_now,
+        ReadIndexResponse: _reads.handle_read_index_response,
+    },
+    Role.PRE_CANDIDATE: _CANDIDATE_HANDLERS,
+    Role.CANDIDATE: _CANDIDATE_HANDLERS,
     Role.LEADER: {
         VoteRequest: _election.handle_vote_request,
         AppendEntriesResponse: _replication.handle_append_response,
         HeartbeatResponse: _replication.handle_heartbeat_response,
+        ReadIndexRequest: _reads.handle_read_index_request,
     },
 }
 
@@ -196,6 +213,8 @@ class RaftNode:
         state = self._state
         if state.role is not Role.LEADER:
             raise NotLeader(state.node_id, state.leader_id)
+        if state.transfer_target is not None:
+            raise LeadershipTransferInProgress(state.node_id, state.transfer_target)
         if not commands:
             raise UsageError("propose_batch needs at least one command")
         kinds = set(map(type, commands))
@@ -212,6 +231,43 @@ class RaftNode:
             self._fail(error)
         return state.term, first
 
+    def read_index(self, context: bytes) -> None:
+        """Ask for a linearizable read (thesis §6.4): a later `Ready` lists a `ReadState` with
+        this `context` (non-empty bytes, unique among reads in flight) and an index; serve the
+        read once the state machine has applied that index. A follower asks its leader; with
+        `Config.lease_reads` a leader whose lease holds answers at once. Raises `NotLeader` when
+        no leader is known. A read lost with a leader change never completes: time it out."""
+        self._check_usable()
+        if type(context) is not bytes or not context:
+            raise UsageError("read_index needs a non-empty bytes context")
+        state = self._state
+        try:
+            if state.role is Role.LEADER:
+                _reads.request_read(state, context, state.node_id)
+                return
+            forwarded = _reads.forward_read(state, context)
+        except BaseException as error:
+            self._fail(error)
+        if not forwarded:
+            raise NotLeader(state.node_id, state.leader_id)
+
+    def transfer_leadership(self, target: int) -> None:
+        """Hand leadership to voter `target` (thesis §3.10): proposals are refused with
+        `LeadershipTransferInProgress` until it takes over or an election timeout passes."""
+        self._check_usable()
+        state = self._state
+        if state.role is not Role.LEADER:
+            raise NotLeader(state.node_id, state.leader_id)
+        if target == state.node_id or target not in state.quorum.voters:
+            raise UsageError(
+                f"cannot transfer leadership to {target}: pick one of the other voters "
+                f"{list(state.peers())}"
+            )
+        try:
+            _election.transfer_leadership(state, target)
+        except BaseException as error:
+            self._fail(error)
+
     # ---- outputs -----------------------------------------------------------------------
 
     def has_ready(self) -> bool:
@@ -225,6 +281,7 @@ class RaftNode:
         soft = self._last_soft_state
         return bool(
             state.messages
+            or state.read_states
             or log.persisting < log.last_index()
             or log.applying < log.committed
             or state.term != hard.term
@@ -260,10 +317,12 @@ class RaftNode:
                 messages=tuple(state.messages),
                 committed_entries=tuple(log.unapplied()),
                 soft_state=new_soft_state,
+                read_states=tuple(state.read_states),
             )
         except BaseException as error:
             self._fail(error)
         state.messages = []
+        state.read_states = []
         self._pending = ready
         return ready
 
@@ -288,7 +347,7 @@ class RaftNode:
         state = self._state
         if message.term > state.term:
             if isinstance(message, VoteRequest):
-                if _election.in_leader_lease(state):
+                if _election.in_leader_lease(state) and not message.transfer:
                     return False
                 if message.pre_vote:
                     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from raft.core._messages import Entry, HardState, Message
+from raft.core._read_only import ReadState
 from raft.core._state import Role
 
 
@@ -26,7 +27,9 @@ class Ready:
        never leave for state a crash could forget (§5.2, Figure 2).
     2. send `messages`, each to its `recipient`;
     3. apply `committed_entries` to the state machine, in order (skipping `EntryKind.NOOP`);
-    4. then call `advance(ready)`.
+    4. serve each read in `read_states` once the state machine has applied its `index` (now,
+       or after later Readies' entries are applied);
+    5. then call `advance(ready)`.
 
     `committed_entries` may include entries of this same `Ready`'s `entries` (a single-node
     cluster commits what it appends at once); doing step 1 before step 3 is what keeps that safe.
@@ -38,3 +41,4 @@ class Ready:
     messages: tuple[Message, ...]
     committed_entries: tuple[Entry, ...]
     soft_state: SoftState | None
+    read_states: tuple[ReadState, ...] = ()

@@ -13,8 +13,10 @@ from raft.core._messages import (
     EntryKind,
     Heartbeat,
     HeartbeatResponse,
+    TimeoutNow,
 )
 from raft.core._progress import Progress, ProgressState
+from raft.core._reads import acknowledge_round, release_held_reads
 from raft.core._state import NodeState
 
 # Building entries straight from tuples keeps the per-command cost of a proposal at C speed.
@@ -67,7 +69,9 @@ def maybe_commit(state: NodeState) -> bool:
     )
     log = state.log
     if index > log.committed and log.term(index) == state.term:
-        return log.commit_to(index)
+        log.commit_to(index)
+        release_held_reads(state)
+        return True
     return False
 
 
@@ -120,9 +124,10 @@ def broadcast_heartbeat(state: NodeState) -> None:
     """Assert leadership to every follower (§5.2) and give each the commit index it can safely
     take: no further than what it is known to hold, whatever is still in flight to it."""
     committed = state.log.committed
+    context = state.read_only.newest_context()
     for peer in state.peers():
         commit = min(state.progress[peer].match_index, committed)
-        state.send(Heartbeat(state.term, state.node_id, peer, commit))
+        state.send(Heartbeat(state.term, state.node_id, peer, commit, state.clock, context))
 
 
 def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> None:
@@ -146,6 +151,8 @@ def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> 
     # paper (§5.3), not in a message of its own: that would double the messages per command.
     maybe_commit(state)
     send_all_possible(state, message.sender)
+    if message.sender == state.transfer_target:
+        send_timeout_now_if_caught_up(state)
 
 
 def _next_probe_index(state: NodeState, message: AppendEntriesResponse) -> int:
@@ -171,6 +178,7 @@ def handle_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> N
         return
     progress.recent_active = True
     progress.probe_sent = False
+    acknowledge_round(state, message)
     if progress.state is ProgressState.REPLICATE and progress.inflights.full():
         progress.inflights.free_first()
     if progress.match_index < state.log.last_index():
@@ -223,4 +231,14 @@ def handle_heartbeat(state: NodeState, message: Heartbeat) -> None:
     """Follower: take the leader's commit index (capped by the leader at what we hold)."""
     if message.commit <= state.log.last_index():
         state.log.commit_to(message.commit)
-    state.send(HeartbeatResponse(state.term, state.node_id, message.sender))
+    state.send(
+        HeartbeatResponse(state.term, state.node_id, message.sender, message.round, message.context)
+    )
+
+
+def send_timeout_now_if_caught_up(state: NodeState) -> None:
+    """Leadership transfer: once the target holds our whole log, tell it to campaign now
+    (thesis §3.10); it then wins, its log being as up-to-date as any."""
+    target = state.transfer_target
+    if target is not None and state.progress[target].match_index == state.log.last_index():
+        state.send(TimeoutNow(state.term, state.node_id, target))

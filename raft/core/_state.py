@@ -10,6 +10,7 @@ from raft.core._log import RaftLog
 from raft.core._messages import Message
 from raft.core._progress import Progress
 from raft.core._quorum import MajorityConfig
+from raft.core._read_only import ReadOnly, ReadState
 from raft.core._storage import Storage
 
 
@@ -30,9 +31,12 @@ class NodeState:
     """
 
     __slots__ = (
+        "acked_rounds",
+        "clock",
         "config",
         "election_elapsed",
         "heartbeat_elapsed",
+        "held_reads",
         "leader_id",
         "log",
         "messages",
@@ -40,9 +44,13 @@ class NodeState:
         "progress",
         "quorum",
         "randomized_election_timeout",
+        "read_only",
+        "read_states",
         "rng",
         "role",
         "term",
+        "transfer_elapsed",
+        "transfer_target",
         "vote",
         "votes",
     )
@@ -65,6 +73,26 @@ class NodeState:
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = 0
         self.reset_election_timer()
+        self.clock = 0
+        """Ticks since this node started: the leader's lease clock."""
+        self.read_only = ReadOnly()
+        self.read_states: list[ReadState] = []
+        """Confirmed reads for the next `Ready`."""
+        self.held_reads: list[tuple[bytes, int]] = []
+        """(context, requester) of reads a new leader holds until it commits in its term."""
+        self.acked_rounds: dict[int, int] = {}
+        """As leader: the latest heartbeat round (lease clock) each follower answered."""
+        self.transfer_target: int | None = None
+        self.transfer_elapsed = 0
+
+    def forget_leadership(self) -> None:
+        """Drop what only a leader tracks: progress, waiting reads, lease rounds, a transfer."""
+        self.progress = {}
+        self.read_only.clear()
+        self.held_reads = []
+        self.acked_rounds = {}
+        self.transfer_target = None
+        self.transfer_elapsed = 0
 
     def peers(self) -> tuple[int, ...]:
         """The other voters, in configuration order (deterministic)."""

@@ -125,12 +125,15 @@ def _quorum_active(state: NodeState) -> bool:
 
 def in_leader_lease(state: NodeState) -> bool:
     """Whether we heard from a live leader within the minimum election timeout, in which case
-    a vote request is ignored: the requester is disruptive, not needed (thesis §4.2.3)."""
-    return (
-        state.config.check_quorum
-        and state.leader_id is not None
-        and state.election_elapsed < state.config.election_ticks
-    )
+    a vote request is ignored: the requester is disruptive, not needed (thesis §4.2.3). With
+    lease reads, a restarted node also counts its first election timeout: before it went down
+    it may have answered a heartbeat, which a leader's lease relies on (thesis §6.4.1)."""
+    config = state.config
+    if not config.check_quorum:
+        return False
+    if state.leader_id is not None and state.election_elapsed < config.election_ticks:
+        return True
+    return state.restarted_with_lease_promise and state.clock < config.election_ticks
 
 
 def handle_vote_request(state: NodeState, message: VoteRequest) -> None:
@@ -162,7 +165,10 @@ def transfer_leadership(state: NodeState, target: int) -> None:
     to campaign; abandoned after an election timeout (thesis §3.10)."""
     state.transfer_target = target
     state.transfer_elapsed = 0
-    send_append(state, target, send_if_empty=False)
+    # Even with nothing new for it: if appends to the target were lost, the empty one's
+    # rejection starts the catch-up now rather than at the next heartbeat's answer.
+    behind = state.progress[target].match_index < state.log.last_index()
+    send_append(state, target, send_if_empty=behind)
     send_timeout_now_if_caught_up(state)
 
 

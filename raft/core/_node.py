@@ -233,7 +233,8 @@ class RaftNode:
 
     def read_index(self, context: bytes) -> None:
         """Ask for a linearizable read (thesis §6.4): a later `Ready` lists a `ReadState` with
-        this `context` (non-empty bytes, unique among reads in flight) and an index; serve the
+        this `context` (non-empty bytes, never reused: a late answer to an old round with the
+        same context could confirm a new read too early) and an index; serve the
         read once the state machine has applied that index. A follower asks its leader; with
         `Config.lease_reads` a leader whose lease holds answers at once. Raises `NotLeader` when
         no leader is known. A read lost with a leader change never completes: time it out."""
@@ -258,7 +259,7 @@ class RaftNode:
         state = self._state
         if state.role is not Role.LEADER:
             raise NotLeader(state.node_id, state.leader_id)
-        if target == state.node_id or target not in state.quorum.voters:
+        if type(target) is not int or target == state.node_id or target not in state.quorum.voters:
             raise UsageError(
                 f"cannot transfer leadership to {target}: pick one of the other voters "
                 f"{list(state.peers())}"

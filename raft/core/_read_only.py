@@ -19,11 +19,14 @@ class ReadState:
 class _PendingRead:
     __slots__ = ("acks", "context", "index", "requester")
 
-    def __init__(self, index: int, context: bytes, requester: int) -> None:
+    def __init__(self, index: int, context: bytes, requester: int, leader: int) -> None:
         self.index = index
         self.context = context
         self.requester = requester
-        self.acks = {requester}
+        # The leader counts itself, not the requester: a follower's request says nothing about
+        # whom it follows after the index was taken, and counting it instead left a read
+        # forwarded by one of a bare majority waiting forever for a second follower.
+        self.acks = {leader}
 
 
 class ReadOnly:
@@ -38,11 +41,11 @@ class ReadOnly:
     def __len__(self) -> int:
         return len(self._order)
 
-    def add(self, index: int, context: bytes, leader: int) -> bool:
-        """Queue a read; False if one with this context is already waiting."""
+    def add(self, index: int, context: bytes, requester: int, leader: int) -> bool:
+        """Queue `requester`'s read at `leader`; False if one with this context is waiting."""
         if context in self._pending:
             return False
-        self._pending[context] = _PendingRead(index, context, leader)
+        self._pending[context] = _PendingRead(index, context, requester, leader)
         self._order.append(context)
         return True
 

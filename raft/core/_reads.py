@@ -9,7 +9,9 @@ entry of its own term does not know the latest commit index, so it holds reads u
 Lease reads skip the round: every follower that acknowledged a heartbeat sent at leader time T
 ignores vote requests until its election timeout passes after T (check-quorum's rule), so no
 other leader can exist before T + election_ticks on their clocks; the leader answers until
-T + election_ticks - max_clock_drift_ticks on its own.
+T + election_ticks - max_clock_drift_ticks on its own. Voters grant a transfer's vote despite
+that promise (thesis §3.10), so a leader that sent `TimeoutNow` has no lease for the rest of
+its term, even after abandoning the transfer: the message may still arrive.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def committed_in_own_term(state: NodeState) -> bool:
 def lease_holds(state: NodeState) -> bool:
     """Whether a lease read is safe now (see the module docstring)."""
     config = state.config
-    if not config.lease_reads or state.transfer_target is not None:
+    if not config.lease_reads or state.transfer_target is not None or state.timeout_now_sent:
         return False
     rounds = dict(state.acked_rounds)
     rounds[state.node_id] = state.clock
@@ -44,7 +46,7 @@ def request_read(state: NodeState, context: bytes, requester: int) -> None:
     if len(state.quorum.voters) == 1 or lease_holds(state):
         _answer(state, index, context, requester)
         return
-    if state.read_only.add(index, context, requester):
+    if state.read_only.add(index, context, requester, state.node_id):
         for peer in state.peers():
             state.send(
                 Heartbeat(

@@ -241,4 +241,5 @@ def send_timeout_now_if_caught_up(state: NodeState) -> None:
     (thesis §3.10); it then wins, its log being as up-to-date as any."""
     target = state.transfer_target
     if target is not None and state.progress[target].match_index == state.log.last_index():
+        state.timeout_now_sent = True
         state.send(TimeoutNow(state.term, state.node_id, target))

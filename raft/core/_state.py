@@ -46,9 +46,11 @@ class NodeState:
         "randomized_election_timeout",
         "read_only",
         "read_states",
+        "restarted_with_lease_promise",
         "rng",
         "role",
         "term",
+        "timeout_now_sent",
         "transfer_elapsed",
         "transfer_target",
         "vote",
@@ -75,6 +77,10 @@ class NodeState:
         self.reset_election_timer()
         self.clock = 0
         """Ticks since this node started: the leader's lease clock."""
+        self.restarted_with_lease_promise = config.lease_reads and hard_state.term > 0
+        """With lease reads, a node that had joined a term may have acknowledged a heartbeat
+        just before it went down; it keeps ignoring vote requests for an election timeout
+        after it starts again, as it promised (thesis §6.4.1). A term-0 node acknowledged none."""
         self.read_only = ReadOnly()
         self.read_states: list[ReadState] = []
         """Confirmed reads for the next `Ready`."""
@@ -84,6 +90,10 @@ class NodeState:
         """As leader: the latest heartbeat round (lease clock) each follower answered."""
         self.transfer_target: int | None = None
         self.transfer_elapsed = 0
+        self.timeout_now_sent = False
+        """As leader: a `TimeoutNow` went out this term. Its campaign may come at any later time
+        (the message may be delayed) and voters grant it despite their lease promise, so the
+        lease is void for the rest of the term, even once the transfer was abandoned."""
 
     def forget_leadership(self) -> None:
         """Drop what only a leader tracks: progress, waiting reads, lease rounds, a transfer."""
@@ -93,6 +103,7 @@ class NodeState:
         self.acked_rounds = {}
         self.transfer_target = None
         self.transfer_elapsed = 0
+        self.timeout_now_sent = False
 
     def peers(self) -> tuple[int, ...]:
         """The other voters, in configuration order (deterministic)."""

@@ -107,3 +107,21 @@ def deliver_all(
         replica.node.step(message)
         sent.extend(messages_of(replica))
     return sent
+
+
+def make_group(size: int = 3, **options: Any) -> dict[int, Replica]:
+    """Replicas 1..size with empty logs, each seeded by its id."""
+    voters = tuple(range(1, size + 1))
+    return {node_id: make_replica(node_id, voters, seed=node_id, **options) for node_id in voters}
+
+
+def elect(
+    replicas: dict[int, Replica], leader_id: int = 1, drop: Callable[[Message], bool] | None = None
+) -> list[Message]:
+    """Make `leader_id` campaign and deliver everything that follows (so its no-op commits);
+    return what was sent."""
+    leader = replicas[leader_id]
+    leader.node.campaign()
+    sent = deliver_all(replicas, messages_of(leader), drop)
+    assert leader.node.role is Role.LEADER, f"node {leader_id} failed to win: {leader.node!r}"
+    return sent

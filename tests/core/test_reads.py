@@ -33,7 +33,15 @@ from raft import (
 )
 from sim._cluster import Cluster
 from sim._replica import Replica
-from tests.builders import deliver_all, make_cluster, make_leader, make_replica, messages_of
+from tests.builders import (
+    deliver_all,
+    elect,
+    make_cluster,
+    make_group,
+    make_leader,
+    make_replica,
+    messages_of,
+)
 
 ELECTION_TICKS = 10
 DRIFT_TICKS = 2
@@ -55,21 +63,6 @@ def record_reads(replica: Replica) -> list[ReadState]:
 
     node.ready = ready  # type: ignore[method-assign]
     return confirmed
-
-
-def make_group(size: int = 3, **options: Any) -> dict[int, Replica]:
-    """Replicas 1..size with empty logs, each seeded by its id."""
-    voters = tuple(range(1, size + 1))
-    return {node_id: make_replica(node_id, voters, seed=node_id, **options) for node_id in voters}
-
-
-def elect(replicas: dict[int, Replica], leader_id: int = 1) -> None:
-    """Make `leader_id` campaign and deliver everything that follows (its no-op commits)."""
-    leader = replicas[leader_id].node
-    leader.campaign()
-    deliver_all(replicas, messages_of(replicas[leader_id]))
-    assert leader.role is Role.LEADER, f"node {leader_id} failed to win: {leader!r}"
-    assert leader.log_entries(leader.commit_index, leader.commit_index + 1)[0].term == leader.term
 
 
 def make_committed_leader(voters: Sequence[int] = (1, 2, 3), **options: Any) -> Replica:

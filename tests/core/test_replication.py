@@ -32,7 +32,9 @@ from sim._replica import Replica
 from tests.builders import (
     AppliedLog,
     deliver_all,
+    elect,
     make_cluster,
+    make_group,
     make_leader,
     make_replica,
     messages_of,
@@ -40,23 +42,6 @@ from tests.builders import (
 )
 
 SECOND = 1_000_000_000
-
-
-def make_group(size: int = 3, **options: Any) -> dict[int, Replica]:
-    """Replicas 1..size with empty logs, each seeded by its id."""
-    voters = tuple(range(1, size + 1))
-    return {node_id: make_replica(node_id, voters, seed=node_id, **options) for node_id in voters}
-
-
-def elect(
-    replicas: dict[int, Replica], leader_id: int = 1, drop: Callable[[Message], bool] | None = None
-) -> list[Message]:
-    """Make `leader_id` campaign and deliver everything that follows; return what was sent."""
-    leader = replicas[leader_id]
-    leader.node.campaign()
-    sent = deliver_all(replicas, messages_of(leader), drop)
-    assert leader.node.role is Role.LEADER, f"node {leader_id} failed to win: {leader.node!r}"
-    return sent
 
 
 def to(*recipients: int) -> Callable[[Message], bool]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -34,26 +33,17 @@ from raft import (
 from sim._invariants import election_safety
 from sim._network import LinkFaults
 from sim._replica import Replica
-from tests.builders import deliver_all, make_cluster, make_replica, messages_of
+from tests.builders import (
+    deliver_all,
+    elect,
+    make_cluster,
+    make_group,
+    make_replica,
+    messages_of,
+)
 
 ELECTION_TICKS = 10
 SECOND = 1_000_000_000
-
-
-def make_group(size: int = 3, **options: Any) -> dict[int, Replica]:
-    """Replicas 1..size with empty logs, each seeded by its id."""
-    voters = tuple(range(1, size + 1))
-    return {node_id: make_replica(node_id, voters, seed=node_id, **options) for node_id in voters}
-
-
-def elect(
-    replicas: dict[int, Replica], leader_id: int = 1, drop: Callable[[Message], bool] | None = None
-) -> None:
-    """Make `leader_id` campaign and deliver everything that follows."""
-    leader = replicas[leader_id].node
-    leader.campaign()
-    deliver_all(replicas, messages_of(replicas[leader_id]), drop)
-    assert leader.role is Role.LEADER, f"node {leader_id} failed to win: {leader!r}"
 
 
 def involving(*node_ids: int) -> Callable[[Message], bool]:

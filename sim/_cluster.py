@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from raft import Config, Message, Role, StateMachine
+from raft import Config, Message, RaftNode, Role, StateMachine
 from sim._network import LinkFaults, Network
 from sim._replica import ApplyListener, ReadListener, Replica
 
@@ -120,13 +120,22 @@ class Cluster:
     def flush(self, node_id: int) -> None:
         """Let a replica do its pending work and put its messages on the wire."""
         replica = self.replicas[node_id]
+        ready = replica.handle_ready()
+        if ready is None:
+            return
         now = self.now
         network_send = self.network.send
-        for message in replica.process_ready():
+        push = self._push
+        for message in ready.messages:
             for latency in network_send(message):
                 self._in_flight += 1
-                self._push(now + latency, _DELIVER, message)
-        node = replica.node
+                push(now + latency, _DELIVER, message)
+        if ready.hard_state is not None or ready.soft_state is not None:
+            self._observe(node_id, replica.node)
+
+    def _observe(self, node_id: int, node: RaftNode) -> None:
+        """Record a change of role, term or commit index, and every leader of every term."""
+        now = self.now
         role, term, commit = node.role, node.term, node.commit_index
         seen = self._seen[node_id]
         if role is not seen[0] or term != seen[1]:

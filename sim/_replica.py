@@ -5,7 +5,17 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from raft import Config, Entry, EntryKind, Message, RaftNode, ReadState, Role, StateMachine
+from raft import (
+    Config,
+    Entry,
+    EntryKind,
+    Message,
+    RaftNode,
+    ReadState,
+    Ready,
+    Role,
+    StateMachine,
+)
 from raft.storage import MemoryStorage
 
 ReadListener = Callable[[int, ReadState], None]
@@ -57,9 +67,14 @@ class Replica:
 
     def process_ready(self) -> tuple[Message, ...]:
         """Do the node's pending work; return the messages it wants sent."""
+        ready = self.handle_ready()
+        return () if ready is None else ready.messages
+
+    def handle_ready(self) -> Ready | None:
+        """Do the node's pending work; return the `Ready` it was (None if there was none)."""
         node = self.node
         if not node.has_ready():
-            return ()
+            return None
         ready = node.ready()
         if ready.hard_state is not None:
             self.storage.set_hard_state(ready.hard_state)
@@ -79,7 +94,7 @@ class Replica:
             applied = ready.committed_entries[-1].index if ready.committed_entries else 0
             self._serve_reads(ready.read_states, max(applied, node.applied_index))
         node.advance(ready)
-        return ready.messages
+        return ready
 
     def _serve_reads(self, confirmed: tuple[ReadState, ...], applied: int) -> None:
         waiting = self._waiting_reads

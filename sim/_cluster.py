@@ -25,7 +25,7 @@ _DELIVER, _TICK, _CALL = 0, 1, 2
 _MESSAGE_CODES: dict[type, int] = {}
 
 LeaderListener = Callable[[int, int], None]
-"""Called as `(node_id, term)` the first time a node is seen leading a term."""
+ChangeListener = Callable[[int, RaftNode], None]
 
 
 def _message_code(message: Message) -> int:
@@ -70,7 +70,11 @@ class Cluster:
         """Each replica's tick interval in simulated time; differing values are clock skew."""
         self.leaders_by_term: dict[int, set[int]] = {}
         """Every node seen acting as leader, per term: election safety wants one each."""
-        self.on_leader: LeaderListener | None = None
+        self.leader_listeners: list[LeaderListener] = []
+        """Called as `(node_id, term)` the first time a node is seen leading a term."""
+        self.change_listeners: list[ChangeListener] = []
+        """Called as `(node_id, node)` whenever a node's hard state (term, vote, commit) or
+        role changed; a listener that wants to crash the node schedules that for later."""
         self.role_changes: list[tuple[int, int, Role, int]] = []
         """(time, node, role, term) whenever a node's role or term changed."""
         self.commit_changes: list[tuple[int, int, int]] = []
@@ -135,6 +139,8 @@ class Cluster:
 
     def _observe(self, node_id: int, node: RaftNode) -> None:
         """Record a change of role, term or commit index, and every leader of every term."""
+        for on_change in self.change_listeners:
+            on_change(node_id, node)
         now = self.now
         role, term, commit = node.role, node.term, node.commit_index
         seen = self._seen[node_id]
@@ -147,8 +153,8 @@ class Cluster:
             leaders = self.leaders_by_term.setdefault(term, set())
             if node_id not in leaders:
                 leaders.add(node_id)
-                if self.on_leader is not None:
-                    self.on_leader(node_id, term)
+                for on_leader in self.leader_listeners:
+                    on_leader(node_id, term)
 
     def deliver(self, message: Message) -> None:
         """Hand a message to its recipient now (dropped if that replica is down, held while it

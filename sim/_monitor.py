@@ -35,7 +35,7 @@ class Monitor:
     def attach(self, cluster: Cluster) -> None:
         """Start watching `cluster` (its `on_apply` must call `on_apply` here)."""
         self._cluster = cluster
-        cluster.on_leader = self.on_leader
+        cluster.leader_listeners.append(self.on_leader)
 
     def _report(self, property: str, detail: str, time_ns: int | None) -> None:
         if any(v.property == property for v in self.violations):

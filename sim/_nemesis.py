@@ -4,6 +4,20 @@ A nemesis alternates quiet spells and faults: it waits a while, starts one fault
 from its list, lets it last a while, heals it, and starts over. Every fault is recorded (kind,
 start, end, what exactly) for the verdict and the timeline. After each heal it measures how long
 the cluster went on without a leader of the newest term: the recovery time.
+
+Two kinds follow the cluster instead of a fixed schedule, to reach histories a random schedule
+almost never does:
+
+* `leader-churn` cuts off each new leader, together with a random minority of followers, 10-20
+  ms after it takes office, for as long as the fault lasts. Every leader leaves
+  uncommitted entries of its term on a minority, the next leader writes other entries at the
+  same indexes, and a later leader must bring old-term entries to a majority: the history of
+  the paper's Figure 8, where counting replicas of an old-term entry is not enough to commit it.
+* `crash-restart` crashes every node at once (a power cut) and restarts it at once, so all
+  election timers start together and elections often split; then, for as long as the fault
+  lasts, it crashes and restarts each node right after it grants a vote (it hears of every
+  change of a node's hard state), before the other candidates' requests arrive. A node that
+  forgot its vote in the crash votes twice in a term.
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ from collections.abc import Callable
 
 import attrs
 
+from raft import RaftNode, Role
 from sim._cluster import Cluster
 from sim._network import LinkFaults
 
@@ -26,10 +41,21 @@ NEMESES = (
     "pause",
     "clock-skew",
     "flaky-net",
+    "leader-churn",
+    "crash-restart",
 )
 """Every kind of fault, by name; `all` picks among them at random."""
 
 _QUICK_RESTART_NS = (20_000_000, 300_000_000)
+_CHURN_NS = (5_000_000_000, 10_000_000_000)
+"""A churn lasts long enough for several leaders: each takes an election timeout or two."""
+_CHURN_CUT_NS = (10_000_000, 20_000_000)
+"""How long after taking office a leader is cut off: a few round trips (messages take 1-5 ms
+each way), enough to probe its followers and re-send them older entries, often too little for
+its own first entry to reach a majority. Cutting earlier, before anything was re-sent, made
+Figure 8 histories rarer in experiments, not more common."""
+_CRASH_RESTART_NS = (2_000_000_000, 4_000_000_000)
+"""Long enough to cover the election after the power cut (1-2 s of election timeout)."""
 
 
 @attrs.define
@@ -86,6 +112,12 @@ class Nemesis:
         self.recoveries_ns: list[int] = []
         self._cluster: Cluster | None = None
         self._stop_ns = 0
+        self._churn: int | None = None
+        """While a `leader-churn` fault lasts, its number: cuts scheduled by an older one lapse."""
+        self._rebooting_voters = False
+        """Whether a `crash-restart` fault is on: nodes are rebooted right after they vote."""
+        self._voted: set[tuple[int, int]] = set()
+        """The (node, term) votes of the current `crash-restart` already rebooted after."""
         self._starters: dict[str, Callable[[Cluster], tuple[str, Undo]]] = {
             "partition-halves": self._partition_halves,
             "partition-ring": self._partition_ring,
@@ -96,12 +128,18 @@ class Nemesis:
             "pause": self._pause,
             "clock-skew": self._clock_skew,
             "flaky-net": self._flaky_net,
+            "leader-churn": self._leader_churn,
+            "crash-restart": self._crash_restart,
         }
 
     def start(self, cluster: Cluster, stop_ns: int) -> None:
         """Schedule faults on `cluster`; none starts after `stop_ns`."""
         self._cluster = cluster
         self._stop_ns = stop_ns
+        if "leader-churn" in self.kinds:
+            cluster.leader_listeners.append(self._leader_took_office)
+        if "crash-restart" in self.kinds:
+            cluster.change_listeners.append(self._maybe_voted)
         if self.kinds:
             cluster.schedule(cluster.now + self._rng.randint(*self._quiet_ns), self._inject)
 
@@ -117,9 +155,14 @@ class Nemesis:
         rng = self._rng
         # Half the kills are a crash and a supervisor's quick restart: the node is back while
         # the election it took part in is still going on, which is when forgotten votes bite.
-        duration_range = (
-            _QUICK_RESTART_NS if kind == "kill" and rng.random() < 0.5 else self._fault_ns
-        )
+        if kind == "kill" and rng.random() < 0.5:
+            duration_range = _QUICK_RESTART_NS
+        elif kind == "leader-churn":
+            duration_range = _CHURN_NS
+        elif kind == "crash-restart":
+            duration_range = _CRASH_RESTART_NS
+        else:
+            duration_range = self._fault_ns
         end = min(cluster.now + rng.randint(*duration_range), self._stop_ns)
         cluster.schedule(end, lambda: self._heal(fault, undo))
 
@@ -232,6 +275,70 @@ class Nemesis:
             cluster.network.faults = normal
 
         return f"loss {loss:g}, duplicate {duplicate:g}, reordering latency", restore
+
+    def _leader_churn(self, cluster: Cluster) -> tuple[str, Undo]:
+        churn = len(self.faults)
+        self._churn = churn
+        leader = cluster.leader()
+        if leader is not None:
+            self._leader_took_office(leader, cluster.replicas[leader].node.term)
+
+        def stop() -> None:
+            self._churn = None
+            cluster.network.heal()
+
+        return "each new leader cut off with a minority soon after it takes office", stop
+
+    def _leader_took_office(self, node_id: int, term: int) -> None:
+        cluster = self._cluster
+        churn = self._churn
+        if cluster is None or churn is None:
+            return
+        delay = self._rng.randint(*_CHURN_CUT_NS)
+        cluster.schedule(cluster.now + delay, lambda: self._cut_off(churn, node_id, term))
+
+    def _cut_off(self, churn: int, node_id: int, term: int) -> None:
+        """Put a leader in a minority with random partners; this heals the previous cut."""
+        cluster = self._cluster
+        assert cluster is not None
+        node = cluster.replicas[node_id].node
+        if churn != self._churn or node.role is not Role.LEADER or node.term != term:
+            return
+        others = self._shuffled(cluster)
+        others.remove(node_id)
+        partners = others[: self._rng.randint(0, (len(others) - 1) // 2)]
+        minority = sorted([node_id, *partners])
+        cluster.network.partition(minority, [i for i in others if i not in partners])
+
+    def _crash_restart(self, cluster: Cluster) -> tuple[str, Undo]:
+        for node_id in cluster.live():
+            self._reboot(node_id)
+        self._voted = set()
+        self._rebooting_voters = True
+
+        def stop() -> None:
+            self._rebooting_voters = False
+
+        return "every node at once, then each right after it grants a vote", stop
+
+    def _maybe_voted(self, node_id: int, node: RaftNode) -> None:
+        """While `crash-restart` lasts: crash and restart a node that just granted a vote,
+        before the other candidates' requests arrive (as soon as this event is done)."""
+        if not self._rebooting_voters or node.vote in (None, node_id):
+            return
+        vote = (node_id, node.term)
+        if vote not in self._voted:
+            self._voted.add(vote)
+            cluster = self._cluster
+            assert cluster is not None
+            cluster.schedule(cluster.now, lambda: self._reboot(node_id))
+
+    def _reboot(self, node_id: int) -> None:
+        cluster = self._cluster
+        assert cluster is not None
+        cluster.crash(node_id)
+        self._on_crash(node_id)
+        cluster.restart(node_id)
 
 
 def _has_current_leader(cluster: Cluster) -> bool:

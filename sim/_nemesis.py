@@ -164,16 +164,23 @@ class Nemesis:
         else:
             duration_range = self._fault_ns
         end = min(cluster.now + rng.randint(*duration_range), self._stop_ns)
-        cluster.schedule(end, lambda: self._heal(fault, undo))
+        if kind == "clock-skew":
+            # A skewed clock is a condition, not an event: it lasts while the next faults come
+            # and go, since a slow leader's lease is only dangerous once it is also cut off.
+            cluster.schedule(end, lambda: self._heal(fault, undo, chain=False))
+            cluster.schedule(cluster.now + rng.randint(*self._quiet_ns), self._inject)
+        else:
+            cluster.schedule(end, lambda: self._heal(fault, undo))
 
-    def _heal(self, fault: Fault, undo: Undo) -> None:
+    def _heal(self, fault: Fault, undo: Undo, chain: bool = True) -> None:
         cluster = self._cluster
         assert cluster is not None
         undo()
         fault.end_ns = cluster.now
         healed_at = cluster.now
         self._watch_recovery(healed_at)
-        cluster.schedule(cluster.now + self._rng.randint(*self._quiet_ns), self._inject)
+        if chain:
+            cluster.schedule(cluster.now + self._rng.randint(*self._quiet_ns), self._inject)
 
     def _watch_recovery(self, healed_at: int) -> None:
         cluster = self._cluster
@@ -253,8 +260,13 @@ class Nemesis:
         return f"node {target}", lambda: cluster.resume(target)
 
     def _clock_skew(self, cluster: Cluster) -> tuple[str, Undo]:
-        target = self._shuffled(cluster)[0]
-        factor = self._rng.choice((0.25, 0.5, 2.0, 4.0))
+        leader = cluster.leader()
+        if leader is not None and self._rng.random() < 0.5:
+            # A leader whose clock runs slow believes in its lease longer than its followers do.
+            target, factor = leader, self._rng.choice((2.0, 4.0))
+        else:
+            target = self._shuffled(cluster)[0]
+            factor = self._rng.choice((0.25, 0.5, 2.0, 4.0))
         cluster.tick_ns_of[target] = int(cluster.tick_ns * factor)
 
         def restore() -> None:

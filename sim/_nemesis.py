@@ -18,16 +18,21 @@ almost never does:
   lasts, it crashes and restarts each node right after it grants a vote (it hears of every
   change of a node's hard state), before the other candidates' requests arrive. A node that
   forgot its vote in the crash votes twice in a term.
+* `transfer` asks the leader of the moment to hand leadership to a random other voter every
+  few hundred milliseconds, for as long as the fault lasts (thesis §3.10), while other faults
+  may cut the target off or drop the `TimeoutNow`: leadership moves under load, and the
+  transfers that fail must give the leader its proposals back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
 import attrs
 
-from raft import RaftNode, Role
+from raft import RaftError, RaftNode, Role
 from sim._cluster import Cluster
 from sim._network import LinkFaults
 
@@ -43,6 +48,7 @@ NEMESES = (
     "flaky-net",
     "leader-churn",
     "crash-restart",
+    "transfer",
 )
 """Every kind of fault, by name; `all` picks among them at random."""
 
@@ -56,6 +62,9 @@ its own first entry to reach a majority. Cutting earlier, before anything was re
 Figure 8 histories rarer in experiments, not more common."""
 _CRASH_RESTART_NS = (2_000_000_000, 4_000_000_000)
 """Long enough to cover the election after the power cut (1-2 s of election timeout)."""
+_TRANSFER_EVERY_NS = (200_000_000, 800_000_000)
+"""Between two transfers: a few heartbeats, so a transfer often starts while the previous
+leader's catch-up or `TimeoutNow` is still on its way."""
 
 
 @attrs.define
@@ -118,6 +127,8 @@ class Nemesis:
         """Whether a `crash-restart` fault is on: nodes are rebooted right after they vote."""
         self._voted: set[tuple[int, int]] = set()
         """The (node, term) votes of the current `crash-restart` already rebooted after."""
+        self._transfers: int | None = None
+        """While a `transfer` fault lasts, its number: transfers scheduled by an older one lapse."""
         self._starters: dict[str, Callable[[Cluster], tuple[str, Undo]]] = {
             "partition-halves": self._partition_halves,
             "partition-ring": self._partition_ring,
@@ -130,6 +141,7 @@ class Nemesis:
             "flaky-net": self._flaky_net,
             "leader-churn": self._leader_churn,
             "crash-restart": self._crash_restart,
+            "transfer": self._transfer,
         }
 
     def start(self, cluster: Cluster, stop_ns: int) -> None:
@@ -351,6 +363,33 @@ class Nemesis:
         cluster.crash(node_id)
         self._on_crash(node_id)
         cluster.restart(node_id)
+
+    def _transfer(self, cluster: Cluster) -> tuple[str, Undo]:
+        transfers = len(self.faults)
+        self._transfers = transfers
+        self._hand_over(transfers)
+
+        def stop() -> None:
+            self._transfers = None
+
+        return "the leader hands over to a random voter every 0.2-0.8 s", stop
+
+    def _hand_over(self, transfers: int) -> None:
+        """Ask the current leader, if any, to transfer to a random other voter; then again."""
+        cluster = self._cluster
+        assert cluster is not None
+        if transfers != self._transfers:
+            return
+        leader = cluster.leader()
+        if leader is not None and not cluster.is_paused(leader):
+            node = cluster.replicas[leader].node
+            others = [peer for peer in sorted(node.progress()) if peer != leader]
+            if others:
+                with contextlib.suppress(RaftError):
+                    node.transfer_leadership(self._rng.choice(others))
+                cluster.flush(leader)
+        delay = self._rng.randint(*_TRANSFER_EVERY_NS)
+        cluster.schedule(cluster.now + delay, lambda: self._hand_over(transfers))
 
 
 def _has_current_leader(cluster: Cluster) -> bool:

@@ -35,15 +35,25 @@ from raft.core import (
     VoteRequest,
     VoteResponse,
 )
-from raft.storage import MemoryStorage
+from raft.storage import (
+    CorruptedStorage,
+    FileStorage,
+    MemoryStorage,
+    Snapshot,
+    SnapshotMetadata,
+    StorageError,
+    StorageFull,
+)
 
 __all__ = [
     "AppendEntries",
     "AppendEntriesResponse",
     "CommandTooLarge",
     "Config",
+    "CorruptedStorage",
     "Entry",
     "EntryKind",
+    "FileStorage",
     "HardState",
     "Heartbeat",
     "HeartbeatResponse",
@@ -61,9 +71,13 @@ __all__ = [
     "ReadState",
     "Ready",
     "Role",
+    "Snapshot",
+    "SnapshotMetadata",
     "SoftState",
     "StateMachine",
     "Storage",
+    "StorageError",
+    "StorageFull",
     "TimeoutNow",
     "UsageError",
     "VoteRequest",

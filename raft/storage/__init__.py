@@ -1,6 +1,18 @@
 """Storage: the protocol the core reads, and the backends that implement it."""
 
 from raft.core._storage import Storage
+from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
+from raft.storage._file import FileStorage
 from raft.storage._memory import MemoryStorage
+from raft.storage._snapshot import Snapshot, SnapshotMetadata
 
-__all__ = ["MemoryStorage", "Storage"]
+__all__ = [
+    "CorruptedStorage",
+    "FileStorage",
+    "MemoryStorage",
+    "Snapshot",
+    "SnapshotMetadata",
+    "Storage",
+    "StorageError",
+    "StorageFull",
+]

@@ -1,0 +1,316 @@
+"""`FileStorage`: a node's Raft state in a directory of files, fsynced before it is believed.
+
+Layout (one directory per node)::
+
+    LOCK                              held (flock) while a FileStorage has the directory open
+    state                             hard state, log start, oldest segment, current snapshot
+    log-000000000001.seg ...          the log: append-only segments of checksummed records
+    snapshot-<index>-<term>.snap      the current snapshot, if any
+
+Reads are served from memory: the live log (everything after the last compaction) is loaded
+on open and kept, as etcd's raft keeps it in its MemoryStorage beside the WAL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from raft.core import Entry, HardState
+from raft.core._membership import Membership
+from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
+from raft.storage._files import translated
+from raft.storage._segments import SegmentLog
+from raft.storage._snapshot import Snapshot, SnapshotMetadata
+from raft.storage._snapshot_file import PATTERN, read_snapshot, snapshot_path, write_snapshot
+from raft.storage._state_file import State, read_state, write_state
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+class FileStorage:
+    """Durable `Storage`: what a write method returns from is on disk, fsynced.
+
+    Per `Ready`, call `save(ready.hard_state, ready.entries)` (or, the same thing in steps,
+    `append(entries)` then `set_hard_state(hard_state)`): the entries go to the log as one
+    record with one fsync, then the hard state, only if it changed, is replaced atomically
+    (temp file, fsync, rename, fsync of the directory). Entries first, so a hard state never
+    commits entries a crash could lose.
+
+    Opening recovers: a torn last record (a crash mid-write) is cut away; any other damage
+    raises `CorruptedStorage` naming the file and byte offset. A full disk raises `StorageFull`
+    with nothing changed, so the call can be retried once space returns. Any other I/O error
+    while writing leaves the object refusing further writes; open the directory again.
+
+    Use it as a context manager, or call `close()`: one process may hold a directory at once.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    ) -> None:
+        if segment_bytes < 1:
+            raise ValueError(f"FileStorage segment_bytes must be >= 1, got {segment_bytes}")
+        self._directory = Path(directory)
+        self._failed: BaseException | None = None
+        self._closed = False
+        with translated(self._directory, "create"):
+            self._directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self._directory)
+        try:
+            self._open(segment_bytes)
+        except BaseException:
+            os.close(self._lock)
+            raise
+
+    def _open(self, segment_bytes: int) -> None:
+        for leftover in self._directory.glob("*.tmp"):
+            leftover.unlink()
+        state_path = self._directory / "state"
+        fresh = not state_path.exists()
+        self._state = State() if fresh else read_state(state_path)
+        start, hard = self._state.start, self._state.hard_state
+        self._log, entries = SegmentLog.open(
+            self._directory,
+            self._state.first_segment,
+            start,
+            hard.commit,
+            segment_bytes,
+            create=fresh,
+        )
+        try:
+            if fresh and entries:
+                raise CorruptedStorage(state_path, 0, "state file is missing but the log is not")
+            if fresh:
+                write_state(state_path, self._state)
+            self._snapshot = None
+            if self._state.snapshot is not None:
+                self._snapshot = read_snapshot(self._directory, *self._state.snapshot)
+        except BaseException:
+            self._log.close()
+            raise
+        self._entries = [start, *entries]
+        for path in self._directory.glob(PATTERN):
+            if self._state.snapshot is None or path != snapshot_path(
+                self._directory, *self._state.snapshot
+            ):
+                path.unlink()
+
+    def __repr__(self) -> str:
+        return (
+            f"FileStorage({str(self._directory)!r}, hard_state={self._state.hard_state}, "
+            f"log={self.first_index()}..{self.last_index()})"
+        )
+
+    def __enter__(self) -> FileStorage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the files and release the directory; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        self._log.close()
+        os.close(self._lock)
+
+    @property
+    def directory(self) -> Path:
+        """The directory this storage lives in."""
+        return self._directory
+
+    # The Storage protocol: answered from memory.
+
+    def initial_state(self) -> HardState:
+        """The hard state last persisted."""
+        return self._state.hard_state
+
+    def entries(self, low: int, high: int) -> Sequence[Entry]:
+        """Entries with `low <= index < high`."""
+        offset = self._entries[0].index
+        if low <= offset or high > self.last_index() + 1 or low > high:
+            raise IndexError(
+                f"entries [{low}, {high}) outside the log "
+                f"({self.first_index()}..{self.last_index()})"
+            )
+        return self._entries[low - offset : high - offset]
+
+    def term(self, index: int) -> int:
+        """The term of the entry at `index`, for `first_index() - 1 <= index <= last_index()`."""
+        position = index - self._entries[0].index
+        if position < 0 or position >= len(self._entries):
+            raise IndexError(
+                f"term of {index} outside the log ({self.first_index() - 1}..{self.last_index()})"
+            )
+        return self._entries[position].term
+
+    def first_index(self) -> int:
+        """The index of the first entry held."""
+        return self._entries[0].index + 1
+
+    def last_index(self) -> int:
+        """The index of the last entry held."""
+        return self._entries[0].index + len(self._entries) - 1
+
+    def snapshot(self) -> Snapshot | None:
+        """The latest snapshot persisted (created here or installed), or None."""
+        return self._snapshot
+
+    # Writes: each is durable when it returns.
+
+    def save(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Persist one `Ready`: an incoming `snapshot`, then `entries`, then `hard_state`.
+
+        At most one fsync of the log (none without entries), plus the state file's atomic
+        replacement when the hard state changed (and, with a snapshot, its file).
+        """
+        if snapshot is not None:
+            self.apply_snapshot(snapshot)
+        self.append(entries)
+        if hard_state is not None:
+            self.set_hard_state(hard_state)
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Persist `entries` with one fsync, replacing any held from the first one's index on
+        (a new leader overwrote an uncommitted suffix)."""
+        if not entries:
+            return
+        first = entries[0].index
+        if first > self.last_index() + 1:
+            raise ValueError(f"gap: appending at {first} after last index {self.last_index()}")
+        offset = self._entries[0].index
+        if first <= offset:
+            raise ValueError(f"appending at {first}, at or before the log's start {offset}")
+        for expected, entry in enumerate(entries, first):
+            if entry.index != expected or not isinstance(entry.data, bytes):
+                raise ValueError(f"entries must have consecutive indexes and bytes data: {entry!r}")
+        with self._writing():
+            self._log.append(entries)
+        del self._entries[first - offset :]
+        self._entries.extend(entries)
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        """Persist the hard state (nothing to do when it is unchanged)."""
+        if hard_state != self._state.hard_state:
+            self._replace_state(hard_state=hard_state)
+
+    def create_snapshot(self, index: int, membership: Membership, data: bytes) -> Snapshot:
+        """Persist a snapshot of the state machine as of the committed entry `index`.
+
+        The log is left as it is; `compact` drops the entries the snapshot covers.
+        """
+        current = self._snapshot.metadata.index if self._snapshot else 0
+        if not current < index <= self._state.hard_state.commit:
+            raise ValueError(
+                f"snapshot index {index} must be above the current snapshot's ({current}) "
+                f"and at most the commit index {self._state.hard_state.commit}"
+            )
+        if index < self.first_index() - 1:
+            raise ValueError(f"snapshot index {index} is before the log ({self.first_index()})")
+        snapshot = Snapshot(SnapshotMetadata(index, self.term(index), membership), data)
+        self._store_snapshot(snapshot, start=self._state.start, first_segment=None)
+        return snapshot
+
+    def compact(self, index: int) -> None:
+        """Drop the entries up to `index`, which the current snapshot must cover; the log then
+        starts at `index + 1`. Whole segments holding nothing above `index` are deleted.
+        Compacting to where the log already starts, or before, does nothing."""
+        covered = self._snapshot.metadata.index if self._snapshot else 0
+        if index > covered:
+            raise ValueError(f"cannot compact to {index}: the snapshot covers only up to {covered}")
+        offset = self._entries[0].index
+        if index <= offset:
+            return
+        start = Entry(self.term(index), index, b"")
+        with self._writing():
+            first_segment = self._log.first_seq_after_dropping(index)
+            self._replace_state(start=start, first_segment=first_segment)
+            self._log.remove_before(first_segment)
+        self._entries[: index - offset + 1] = [start]
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Install a snapshot received from the leader: it replaces the whole log, which then
+        starts after `snapshot.metadata.index`."""
+        meta = snapshot.metadata
+        current = self._snapshot.metadata.index if self._snapshot else 0
+        if meta.index <= current:
+            raise ValueError(f"snapshot at {meta.index} is not newer than the one held ({current})")
+        with self._writing():
+            first_segment = self._log.roll()
+        self._store_snapshot(
+            snapshot, start=Entry(meta.term, meta.index, b""), first_segment=first_segment
+        )
+        self._entries = [self._state.start]
+
+    def _store_snapshot(self, snapshot: Snapshot, start: Entry, first_segment: int | None) -> None:
+        meta = snapshot.metadata
+        previous = self._state.snapshot
+        with self._writing():
+            write_snapshot(self._directory, snapshot)
+            self._replace_state(
+                start=start, first_segment=first_segment, snapshot=(meta.index, meta.term)
+            )
+            if first_segment is not None:
+                self._log.remove_before(first_segment)
+            if previous is not None:
+                snapshot_path(self._directory, *previous).unlink(missing_ok=True)
+        self._snapshot = snapshot
+
+    def _replace_state(
+        self,
+        *,
+        hard_state: HardState | None = None,
+        start: Entry | None = None,
+        first_segment: int | None = None,
+        snapshot: tuple[int, int] | None = None,
+    ) -> None:
+        old = self._state
+        state = State(
+            hard_state or old.hard_state,
+            start or old.start,
+            first_segment or old.first_segment,
+            snapshot or old.snapshot,
+        )
+        with self._writing():
+            write_state(self._directory / "state", state)
+        self._state = state
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Refuse writes once closed or after a write failed in a way that left the disk in
+        doubt; remember such a failure."""
+        if self._closed:
+            raise StorageError(f"{self._directory}: storage is closed")
+        if self._failed is not None:
+            raise StorageError(
+                f"{self._directory}: an earlier write failed ({self._failed}); reopen the storage"
+            ) from self._failed
+        try:
+            yield
+        except StorageFull:
+            raise
+        except StorageError as error:
+            self._failed = error
+            raise
+
+
+def _lock(directory: Path) -> int:
+    """Hold the directory's LOCK file, so two processes never write one node's files."""
+    path = directory / "LOCK"
+    with translated(path, "open"):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(f"{directory} is already open in another FileStorage") from None
+    return fd

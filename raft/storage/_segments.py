@@ -1,0 +1,267 @@
+"""The log on disk: numbered segment files of framed records, appended to and never edited.
+
+Segment `seq` lives in `log-<seq, 12 digits>.seg`. Its first record names `seq` and the final
+size of segment `seq - 1`, so a segment cut short at a record boundary, a missing segment or
+a misplaced file is caught, not read as a shorter log. Entries are replayed in segment order:
+a batch that starts at or before the last index replaces the suffix from there on, which is
+how Raft's truncation of an uncommitted suffix is recorded without rewriting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from raft.core import Entry
+from raft.storage._errors import CorruptedStorage
+from raft.storage._files import append_durably, fsync_directory, read_file, translated
+from raft.storage._records import (
+    RecordType,
+    entries_record,
+    scan,
+    segment_header_record,
+)
+
+_NAME = re.compile(r"log-(\d{12})\.seg")
+
+
+def segment_path(directory: Path, seq: int) -> Path:
+    """Where segment `seq` lives."""
+    return directory / f"log-{seq:012d}.seg"
+
+
+@attrs.define
+class _Segment:
+    seq: int
+    path: Path
+    size: int
+    last_index: int = 0
+    """The highest index any record in this segment wrote (0: none)."""
+
+
+class SegmentLog:
+    """The segment files of one storage directory: recovery, appends, rollover, deletion.
+
+    Open it with `SegmentLog.open`; appends go to the last ("active") segment with one fsync
+    each, and roll over to a new segment once it holds `segment_bytes` or more.
+    """
+
+    def __init__(self, directory: Path, segments: list[_Segment], segment_bytes: int) -> None:
+        self._directory = directory
+        self._segments = segments
+        self._segment_bytes = segment_bytes
+        self._fd = self._open_active()
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        first_seq: int,
+        start: Entry,
+        committed: int,
+        segment_bytes: int,
+        *,
+        create: bool,
+    ) -> tuple[SegmentLog, list[Entry]]:
+        """Recover the log from segment `first_seq` on: the log object and the entries after
+        `start` (the entry just before the log: a snapshot's index and term, or zeros).
+
+        Segments numbered below `first_seq` are leftovers of an interrupted compaction and are
+        deleted. A torn tail of the last segment is cut away, unless cutting it would lose
+        entries up to `committed` (then it was damage after the fact, not a torn write); any
+        other damage raises `CorruptedStorage`. With `create`, an empty directory gets its
+        first segment.
+        """
+        found = sorted(
+            int(match.group(1))
+            for name in os.listdir(directory)
+            if (match := _NAME.fullmatch(name)) is not None
+        )
+        leftovers = [seq for seq in found if seq < first_seq]
+        for seq in leftovers:
+            segment_path(directory, seq).unlink()
+        if leftovers:
+            fsync_directory(directory)
+        seqs = [seq for seq in found if seq >= first_seq]
+        if not seqs:
+            if not create:
+                path = segment_path(directory, first_seq)
+                raise CorruptedStorage(path, 0, "log segment is missing")
+            _create_segment(directory, first_seq, 0)
+            seqs = [first_seq]
+        if seqs != list(range(first_seq, first_seq + len(seqs))):
+            missing = sorted(set(range(first_seq, seqs[-1])) - set(seqs))[0]
+            raise CorruptedStorage(segment_path(directory, missing), 0, "log segment is missing")
+        segments = [_Segment(seq, segment_path(directory, seq), 0) for seq in seqs]
+        log, torn = _replay(segments, start)
+        active = segments[-1]
+        if torn is not None:
+            if start.index + len(log) < committed:
+                raise CorruptedStorage(
+                    active.path,
+                    torn,
+                    f"a damaged record holds entries up to the commit index {committed}: "
+                    "a torn write cannot explain it",
+                )
+            _cut(active.path, torn)
+        if active.size == 0:
+            previous = segments[-2].size if len(segments) > 1 else 0
+            active.size = _create_segment(directory, active.seq, previous)
+        return cls(directory, segments, segment_bytes), log
+
+    def close(self) -> None:
+        """Close the active segment's file."""
+        os.close(self._fd)
+
+    @property
+    def first_seq(self) -> int:
+        """The number of the oldest segment kept."""
+        return self._segments[0].seq
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Write `entries` (consecutive, non-empty) as one record and fsync it."""
+        if self._segments[-1].size >= self._segment_bytes:
+            self.roll()
+        active = self._segments[-1]
+        record = entries_record(entries)
+        append_durably(self._fd, record, active.size, active.path)
+        active.size += len(record)
+        active.last_index = max(active.last_index, entries[-1].index)
+
+    def roll(self) -> int:
+        """Start a new, empty active segment (durably) and return its number."""
+        previous = self._segments[-1]
+        seq = previous.seq + 1
+        size = _create_segment(self._directory, seq, previous.size)
+        os.close(self._fd)
+        self._segments.append(_Segment(seq, segment_path(self._directory, seq), size))
+        self._fd = self._open_active()
+        return seq
+
+    def first_seq_after_dropping(self, index: int) -> int:
+        """The oldest segment to keep once entries up to `index` are no longer needed:
+        segments before it (never the active one) wrote nothing above `index`."""
+        kept = 0
+        while kept < len(self._segments) - 1 and self._segments[kept].last_index <= index:
+            kept += 1
+        return self._segments[kept].seq
+
+    def remove_before(self, seq: int) -> None:
+        """Delete the segments numbered below `seq` (the caller recorded `seq` durably)."""
+        doomed = [segment for segment in self._segments if segment.seq < seq]
+        if not doomed:
+            return
+        self._segments = [segment for segment in self._segments if segment.seq >= seq]
+        for segment in doomed:
+            with translated(segment.path, "remove"):
+                segment.path.unlink()
+        fsync_directory(self._directory)
+
+    def _open_active(self) -> int:
+        path = self._segments[-1].path
+        with translated(path, "open"):
+            return os.open(path, os.O_WRONLY)
+
+
+def _create_segment(directory: Path, seq: int, previous_size: int) -> int:
+    """Create segment `seq` holding only its header, durably; returns its size."""
+    path = segment_path(directory, seq)
+    header = segment_header_record(seq, previous_size)
+    try:
+        with translated(path, "create"):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            append_durably(fd, header, 0, path)
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    fsync_directory(directory)
+    return len(header)
+
+
+def _replay(segments: list[_Segment], start: Entry) -> tuple[list[Entry], int | None]:
+    """The entries after `start` that the segments' records leave, in order, and the offset
+    where the last segment's torn tail begins (None: no tear). Fills in each segment's size
+    (up to any tear) and last index."""
+    log: list[Entry] = []
+    torn = None
+    for position, segment in enumerate(segments):
+        last = position == len(segments) - 1
+        found = scan(read_file(segment.path), segment.path, last=last)
+        segment.size = found.end
+        if found.end < found.size:
+            torn = found.end
+        if not found.records:
+            if not last:
+                raise CorruptedStorage(segment.path, 0, "segment holds no records")
+            continue
+        _check_header(found.records[0], segment, segments[position - 1] if position else None)
+        for offset, record in found.records[1:]:
+            segment.last_index = max(
+                segment.last_index, _apply(log, start, record, segment.path, offset)
+            )
+    return log, torn
+
+
+def _check_header(record: tuple[int, Any], segment: _Segment, previous: _Segment | None) -> None:
+    offset, payload = record
+    expected = (RecordType.SEGMENT_HEADER.value, segment.seq)
+    if not isinstance(payload, tuple) or len(payload) != 3 or payload[:2] != expected:
+        raise CorruptedStorage(segment.path, offset, f"not the header of segment {segment.seq}")
+    if previous is not None and payload[2] != previous.size:
+        raise CorruptedStorage(
+            previous.path,
+            previous.size,
+            f"segment ends at byte {previous.size} but the next one says it ended at {payload[2]}",
+        )
+
+
+def _apply(log: list[Entry], start: Entry, record: Any, path: Path, offset: int) -> int:
+    """Apply one ENTRIES record to `log` (the entries after `start`); returns the record's
+    last index."""
+    try:
+        kind, first, batch = record
+        if kind != RecordType.ENTRIES.value or _int(first) < 1 or not batch:
+            raise ValueError("not an entries record")
+        entries = [
+            Entry(_int(term), index, _bytes(data), _int(entry_kind))
+            for index, (term, entry_kind, data) in enumerate(batch, first)
+        ]
+    except (TypeError, ValueError) as error:
+        raise CorruptedStorage(path, offset, f"malformed record: {error}") from error
+    last = start.index + len(log)
+    if first > last + 1:
+        raise CorruptedStorage(path, offset, f"entries start at {first}, after last index {last}")
+    del log[max(first - start.index - 1, 0) :]
+    log.extend(entries[max(start.index + 1 - first, 0) :])
+    return entries[-1].index
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise ValueError(f"expected bytes, got {type(value).__name__}")
+    return value
+
+
+def _cut(path: Path, size: int) -> None:
+    """Cut a torn tail off `path` at `size`, durably."""
+    with translated(path, "truncate the torn tail of"):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)

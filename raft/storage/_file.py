@@ -199,7 +199,16 @@ class FileStorage:
         self._entries.extend(entries)
 
     def set_hard_state(self, hard_state: HardState) -> None:
-        """Persist the hard state (nothing to do when it is unchanged)."""
+        """Persist the hard state (nothing to do when it is unchanged).
+
+        Its commit index may not pass the last index: persist entries before the hard state
+        that commits them, or a crash between the two would leave a commit of lost entries.
+        """
+        if hard_state.commit > self.last_index():
+            raise ValueError(
+                f"commit index {hard_state.commit} is past the last index {self.last_index()}: "
+                "append the entries before the hard state that commits them"
+            )
         if hard_state != self._state.hard_state:
             self._replace_state(hard_state=hard_state)
 
@@ -242,8 +251,11 @@ class FileStorage:
         starts after `snapshot.metadata.index`."""
         meta = snapshot.metadata
         current = self._snapshot.metadata.index if self._snapshot else 0
-        if meta.index <= current:
-            raise ValueError(f"snapshot at {meta.index} is not newer than the one held ({current})")
+        if meta.index <= current or meta.index < self._state.hard_state.commit:
+            raise ValueError(
+                f"snapshot at {meta.index} is not newer than the one held ({current}) "
+                f"or is behind the commit index {self._state.hard_state.commit}"
+            )
         with self._writing():
             first_segment = self._log.roll()
         self._store_snapshot(

@@ -72,8 +72,8 @@ class SegmentLog:
         `start` (the entry just before the log: a snapshot's index and term, or zeros).
 
         Segments numbered below `first_seq` are leftovers of an interrupted compaction and are
-        deleted. A torn tail of the last segment is cut away, unless cutting it would lose
-        entries up to `committed` (then it was damage after the fact, not a torn write); any
+        deleted. A torn tail of the last segment is cut away, unless the log would then end
+        before `committed` (entries known durable: that is damage, not a torn write); any
         other damage raises `CorruptedStorage`. With `create`, an empty directory gets its
         first segment.
         """
@@ -100,14 +100,14 @@ class SegmentLog:
         segments = [_Segment(seq, segment_path(directory, seq), 0) for seq in seqs]
         log, torn = _replay(segments, start)
         active = segments[-1]
+        if start.index + len(log) < committed:
+            raise CorruptedStorage(
+                active.path,
+                active.size,
+                f"the log ends at {start.index + len(log)} but entries up to the commit index "
+                f"{committed} were made durable: a torn write cannot explain it",
+            )
         if torn is not None:
-            if start.index + len(log) < committed:
-                raise CorruptedStorage(
-                    active.path,
-                    torn,
-                    f"a damaged record holds entries up to the commit index {committed}: "
-                    "a torn write cannot explain it",
-                )
             _cut(active.path, torn)
         if active.size == 0:
             previous = segments[-2].size if len(segments) > 1 else 0

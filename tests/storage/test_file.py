@@ -183,6 +183,8 @@ def test_damaged_state_and_snapshot_files_are_corruption(tmp_path: Path, name: s
 def test_writes_outside_the_rules_are_refused(tmp_path: Path) -> None:
     with FileStorage(tmp_path) as storage:
         storage.append(batch(1, 1, 3))
+        with pytest.raises(ValueError, match="append the entries before the hard state"):
+            storage.set_hard_state(HardState(1, 1, 4))
         with pytest.raises(ValueError, match="consecutive indexes"):
             storage.append([Entry(1, 4, b""), Entry(1, 6, b"")])
         with pytest.raises(ValueError, match="at most the commit index 0"):

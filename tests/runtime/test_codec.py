@@ -126,7 +126,10 @@ def test_the_wire_format_is_pinned() -> None:
         ([2, 1, 2, 3, 1, False], "boolean"),
         ([7, 1, 2, 3, "text"], "bytes"),
         ([3, 1, 2, 3, 4, 5, [[1, 2, b"", 99]], 0], "unknown entry kind"),
-        ([3, 1, 2, 3, 4, 5, [[1, 2, b""]], 0], "expected an entry"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b""]], 0], "each entry must be an array"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", 0], 5], 0], "each entry must be an array"),
+        ([3, 1, 2, 3, 4, 5, [[1, -2, b"", 0]], 0], "non-negative integers"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", True]], 0], "unknown entry kind"),
         ([3, 1, 2, 3, 4, 5, 7, 0], "expected an array"),
         ([3, 1, 2, 3, 4, 5, [[1, 2, "s", 0]], 0], "bytes"),
     ],
@@ -236,6 +239,21 @@ def test_a_message_with_any_field_replaced_decodes_to_a_valid_message_or_frame_e
     values[index] = data.draw(msgpack_values)
     try:
         decoded = decode_message(msgpack.packb(values, use_bin_type=True))
+    except FrameError:
+        return
+    assert decode_message(encode_message(decoded)) == decoded
+
+
+@given(st.lists(entries, min_size=1, max_size=4), st.data())
+def test_an_entry_with_any_part_replaced_decodes_or_raises_frame_error(
+    batch: list[Entry], data: st.DataObject
+) -> None:
+    values = [list(entry) for entry in batch]
+    which = data.draw(st.integers(0, len(values) - 1))
+    values[which][data.draw(st.integers(0, 3))] = data.draw(msgpack_values)
+    body = msgpack.packb([3, 1, 1, 2, 0, 0, values, 0], use_bin_type=True)
+    try:
+        decoded = decode_message(body)
     except FrameError:
         return
     assert decode_message(encode_message(decoded)) == decoded

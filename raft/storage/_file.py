@@ -19,6 +19,8 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import attrs
+
 from raft.core import Entry, HardState
 from raft.core._membership import Membership
 from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
@@ -34,11 +36,13 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 class FileStorage:
     """Durable `Storage`: what a write method returns from is on disk, fsynced.
 
-    Per `Ready`, call `save(ready.hard_state, ready.entries)` (or, the same thing in steps,
-    `append(entries)` then `set_hard_state(hard_state)`): the entries go to the log as one
-    record with one fsync, then the hard state, only if it changed, is replaced atomically
-    (temp file, fsync, rename, fsync of the directory). Entries first, so a hard state never
-    commits entries a crash could lose.
+    Per `Ready`, call `save(ready.hard_state, ready.entries)`: the entries go to the log as
+    one record, with a COMMIT record beside them when only the commit index moved, and one
+    fsync covers both. When the term or vote changed, the state file (hard state and what
+    the directory holds) is then replaced atomically: temp file, fsync, rename, fsync of the
+    directory. Entries first, so a hard state never commits entries a crash could lose.
+    `append(entries)` then `set_hard_state(hard_state)` is the same in two steps (and with
+    two fsyncs of the log, when only the commit moved).
 
     Opening recovers: a torn last record (a crash mid-write) is cut away; any other damage
     raises `CorruptedStorage` naming the file and byte offset. A full disk raises `StorageFull`
@@ -72,7 +76,7 @@ class FileStorage:
         fresh = not state_path.exists()
         self._state = State() if fresh else read_state(state_path)
         start, hard = self._state.start, self._state.hard_state
-        self._log, entries = SegmentLog.open(
+        self._log, entries, commit = SegmentLog.open(
             self._directory,
             self._state.first_segment,
             start,
@@ -92,6 +96,7 @@ class FileStorage:
             self._log.close()
             raise
         self._entries = [start, *entries]
+        self._state = attrs.evolve(self._state, hard_state=attrs.evolve(hard, commit=commit))
         for path in self._directory.glob(PATTERN):
             if self._state.snapshot is None or path != snapshot_path(
                 self._directory, *self._state.snapshot
@@ -168,49 +173,71 @@ class FileStorage:
         entries: Sequence[Entry],
         snapshot: Snapshot | None = None,
     ) -> None:
-        """Persist one `Ready`: an incoming `snapshot`, then `entries`, then `hard_state`.
+        """Persist one `Ready`: an incoming `snapshot`, then `entries` and `hard_state`.
 
-        At most one fsync of the log (none without entries), plus the state file's atomic
-        replacement when the hard state changed (and, with a snapshot, its file).
+        Entries and a hard state whose term and vote did not change (only the commit index
+        moved, the common case) cost one write and one fsync of the log together. A new term
+        or vote also replaces the state file atomically, after the entries are durable.
         """
         if snapshot is not None:
             self.apply_snapshot(snapshot)
-        self.append(entries)
-        if hard_state is not None:
-            self.set_hard_state(hard_state)
+        self._persist(entries, hard_state)
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Persist `entries` with one fsync, replacing any held from the first one's index on
-        (a new leader overwrote an uncommitted suffix)."""
-        if not entries:
-            return
+        (a new leader overwrote an uncommitted suffix). Committed entries are never replaced."""
+        self._persist(entries, None)
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        """Persist the hard state (nothing to do when it is unchanged).
+
+        Its commit index may not pass the last index nor go back: persist entries before the
+        hard state that commits them, or a crash between the two would commit lost entries.
+        """
+        self._persist((), hard_state)
+
+    def _persist(self, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        current = self._state.hard_state
+        if entries:
+            self._check_entries(entries, current.commit)
+        if hard_state == current:
+            hard_state = None
+        if hard_state is not None:
+            last = entries[-1].index if entries else self.last_index()
+            if not current.commit <= hard_state.commit <= last:
+                raise ValueError(
+                    f"commit index {hard_state.commit} must lie between the last one persisted "
+                    f"({current.commit}) and the last index ({last}): append the entries "
+                    "before the hard state that commits them"
+                )
+        commit_only = hard_state is not None and (hard_state.term, hard_state.vote) == (
+            current.term,
+            current.vote,
+        )
+        if entries or commit_only:
+            with self._writing():
+                self._log.append(entries, hard_state.commit if hard_state and commit_only else None)
+        if entries:
+            offset = self._entries[0].index
+            del self._entries[entries[0].index - offset :]
+            self._entries.extend(entries)
+        if hard_state is not None and commit_only:
+            self._state = attrs.evolve(self._state, hard_state=hard_state)
+        elif hard_state is not None:
+            self._replace_state(hard_state=hard_state)
+
+    def _check_entries(self, entries: Sequence[Entry], commit: int) -> None:
         first = entries[0].index
         if first > self.last_index() + 1:
             raise ValueError(f"gap: appending at {first} after last index {self.last_index()}")
         offset = self._entries[0].index
         if first <= offset:
             raise ValueError(f"appending at {first}, at or before the log's start {offset}")
+        if first <= commit:
+            raise ValueError(f"appending at {first} would replace committed entries (to {commit})")
         for expected, entry in enumerate(entries, first):
             if entry.index != expected or not isinstance(entry.data, bytes):
                 raise ValueError(f"entries must have consecutive indexes and bytes data: {entry!r}")
-        with self._writing():
-            self._log.append(entries)
-        del self._entries[first - offset :]
-        self._entries.extend(entries)
-
-    def set_hard_state(self, hard_state: HardState) -> None:
-        """Persist the hard state (nothing to do when it is unchanged).
-
-        Its commit index may not pass the last index: persist entries before the hard state
-        that commits them, or a crash between the two would leave a commit of lost entries.
-        """
-        if hard_state.commit > self.last_index():
-            raise ValueError(
-                f"commit index {hard_state.commit} is past the last index {self.last_index()}: "
-                "append the entries before the hard state that commits them"
-            )
-        if hard_state != self._state.hard_state:
-            self._replace_state(hard_state=hard_state)
 
     def create_snapshot(self, index: int, membership: Membership, data: bytes) -> Snapshot:
         """Persist a snapshot of the state machine as of the committed entry `index`.

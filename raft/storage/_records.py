@@ -36,6 +36,9 @@ class RecordType(enum.IntEnum):
     ENTRIES = 1
     """`[1, first_index, [[term, kind, data], ...]]`: a batch of consecutive entries; a
     batch starting at or before the log's last index replaces the suffix from there on."""
+    COMMIT = 2
+    """`[2, commit_index]`: the commit index moved (term and vote did not); it rides in the
+    log's fsync instead of costing a rewrite of the state file."""
 
 
 def frame(payload: bytes) -> bytes:
@@ -63,6 +66,11 @@ def entries_record(entries: Sequence[Entry]) -> bytes:
     """One framed ENTRIES record holding `entries` (consecutive indexes)."""
     batch = [(entry.term, entry.kind, entry.data) for entry in entries]
     return frame(pack((RecordType.ENTRIES.value, entries[0].index, batch)))
+
+
+def commit_record(commit: int) -> bytes:
+    """One framed COMMIT record."""
+    return frame(pack((RecordType.COMMIT.value, commit)))
 
 
 def segment_header_record(seq: int, previous_size: int) -> bytes:

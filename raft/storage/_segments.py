@@ -5,6 +5,7 @@ size of segment `seq - 1`, so a segment cut short at a record boundary, a missin
 a misplaced file is caught, not read as a shorter log. Entries are replayed in segment order:
 a batch that starts at or before the last index replaces the suffix from there on, which is
 how Raft's truncation of an uncommitted suffix is recorded without rewriting anything.
+A COMMIT record carries a commit index that moved without the term or vote.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from raft.storage._errors import CorruptedStorage
 from raft.storage._files import append_durably, fsync_directory, read_file, translated
 from raft.storage._records import (
     RecordType,
+    commit_record,
     entries_record,
     scan,
     segment_header_record,
@@ -67,9 +69,10 @@ class SegmentLog:
         segment_bytes: int,
         *,
         create: bool,
-    ) -> tuple[SegmentLog, list[Entry]]:
-        """Recover the log from segment `first_seq` on: the log object and the entries after
-        `start` (the entry just before the log: a snapshot's index and term, or zeros).
+    ) -> tuple[SegmentLog, list[Entry], int]:
+        """Recover the log from segment `first_seq` on: the log object, the entries after
+        `start` (the entry just before the log: a snapshot's index and term, or zeros), and
+        the commit index: `committed` (the state file's) or a later one the log recorded.
 
         Segments numbered below `first_seq` are leftovers of an interrupted compaction and are
         deleted. A torn tail of the last segment is cut away, unless the log would then end
@@ -98,7 +101,8 @@ class SegmentLog:
             missing = sorted(set(range(first_seq, seqs[-1])) - set(seqs))[0]
             raise CorruptedStorage(segment_path(directory, missing), 0, "log segment is missing")
         segments = [_Segment(seq, segment_path(directory, seq), 0) for seq in seqs]
-        log, torn = _replay(segments, start)
+        log, torn, logged_commit = _replay(segments, start)
+        committed = max(committed, logged_commit)
         active = segments[-1]
         if start.index + len(log) < committed:
             raise CorruptedStorage(
@@ -112,7 +116,7 @@ class SegmentLog:
         if active.size == 0:
             previous = segments[-2].size if len(segments) > 1 else 0
             active.size = _create_segment(directory, active.seq, previous)
-        return cls(directory, segments, segment_bytes), log
+        return cls(directory, segments, segment_bytes), log, committed
 
     def close(self) -> None:
         """Close the active segment's file."""
@@ -123,15 +127,19 @@ class SegmentLog:
         """The number of the oldest segment kept."""
         return self._segments[0].seq
 
-    def append(self, entries: Sequence[Entry]) -> None:
-        """Write `entries` (consecutive, non-empty) as one record and fsync it."""
+    def append(self, entries: Sequence[Entry], commit: int | None = None) -> None:
+        """Write `entries` (consecutive; maybe none) and a new `commit` index (if given) in
+        one write, and fsync it once."""
         if self._segments[-1].size >= self._segment_bytes:
             self.roll()
         active = self._segments[-1]
-        record = entries_record(entries)
-        append_durably(self._fd, record, active.size, active.path)
-        active.size += len(record)
-        active.last_index = max(active.last_index, entries[-1].index)
+        records = entries_record(entries) if entries else b""
+        if commit is not None:
+            records += commit_record(commit)
+        append_durably(self._fd, records, active.size, active.path)
+        active.size += len(records)
+        if entries:
+            active.last_index = max(active.last_index, entries[-1].index)
 
     def roll(self) -> int:
         """Start a new, empty active segment (durably) and return its number."""
@@ -186,12 +194,13 @@ def _create_segment(directory: Path, seq: int, previous_size: int) -> int:
     return len(header)
 
 
-def _replay(segments: list[_Segment], start: Entry) -> tuple[list[Entry], int | None]:
-    """The entries after `start` that the segments' records leave, in order, and the offset
-    where the last segment's torn tail begins (None: no tear). Fills in each segment's size
-    (up to any tear) and last index."""
+def _replay(segments: list[_Segment], start: Entry) -> tuple[list[Entry], int | None, int]:
+    """The entries after `start` that the segments' records leave, in order; the offset
+    where the last segment's torn tail begins (None: no tear); the highest commit index
+    recorded (0: none). Fills in each segment's size (up to any tear) and last index."""
     log: list[Entry] = []
     torn = None
+    commit = 0
     for position, segment in enumerate(segments):
         last = position == len(segments) - 1
         found = scan(read_file(segment.path), segment.path, last=last)
@@ -204,10 +213,24 @@ def _replay(segments: list[_Segment], start: Entry) -> tuple[list[Entry], int | 
             continue
         _check_header(found.records[0], segment, segments[position - 1] if position else None)
         for offset, record in found.records[1:]:
+            if _is_commit(record):
+                commit = max(commit, record[1])
+                continue
             segment.last_index = max(
                 segment.last_index, _apply(log, start, record, segment.path, offset)
             )
-    return log, torn
+    return log, torn, commit
+
+
+def _is_commit(record: Any) -> bool:
+    return (
+        isinstance(record, tuple)
+        and len(record) == 2
+        and record[0] == RecordType.COMMIT.value
+        and isinstance(record[1], int)
+        and not isinstance(record[1], bool)
+        and record[1] >= 0
+    )
 
 
 def _check_header(record: tuple[int, Any], segment: _Segment, previous: _Segment | None) -> None:

@@ -195,3 +195,43 @@ def test_writes_outside_the_rules_are_refused(tmp_path: Path) -> None:
             FileStorage(tmp_path / "other", segment_bytes=0)
     with pytest.raises(StorageError, match="closed"):
         storage.append(batch(1, 4, 1))
+
+
+def test_a_moved_commit_index_rides_in_the_same_fsync_as_the_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FileStorage(tmp_path)
+    storage.save(HardState(1, 1, 0), batch(1, 1, 3))
+    state_file = (tmp_path / "state").read_bytes()
+    real_fsync = os.fsync
+    fsyncs = []
+
+    def counting(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    storage.save(HardState(1, 1, 2), batch(1, 4, 2))
+    storage.save(HardState(1, 1, 5), [])
+
+    assert len(fsyncs) == 2, "one fsync per save"
+    assert (tmp_path / "state").read_bytes() == state_file
+    storage.close()
+    with FileStorage(tmp_path) as reopened:
+        assert reopened.initial_state() == HardState(1, 1, 5)
+        reopened.compact(0)
+        reopened.create_snapshot(4, MEMBERS, b"")
+        reopened.compact(4)
+    with FileStorage(tmp_path) as reopened:
+        assert reopened.initial_state() == HardState(1, 1, 5)
+
+
+def test_committed_entries_are_never_replaced_and_commit_never_goes_back(tmp_path: Path) -> None:
+    with FileStorage(tmp_path) as storage:
+        storage.save(HardState(1, 1, 2), batch(1, 1, 3))
+        with pytest.raises(ValueError, match="would replace committed entries"):
+            storage.append(batch(2, 2, 1))
+        with pytest.raises(ValueError, match="between the last one persisted"):
+            storage.set_hard_state(HardState(1, 1, 1))
+        storage.append(batch(2, 3, 1))
+        assert storage.term(3) == 2

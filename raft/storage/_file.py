@@ -22,7 +22,6 @@ from pathlib import Path
 import attrs
 
 from raft.core import Entry, HardState
-from raft.core._membership import Membership
 from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
 from raft.storage._files import translated
 from raft.storage._segments import SegmentLog
@@ -239,67 +238,71 @@ class FileStorage:
             if entry.index != expected or not isinstance(entry.data, bytes):
                 raise ValueError(f"entries must have consecutive indexes and bytes data: {entry!r}")
 
-    def create_snapshot(self, index: int, membership: Membership, data: bytes) -> Snapshot:
-        """Persist a snapshot of the state machine as of the committed entry `index`.
+    def create_snapshot(self, metadata: SnapshotMetadata, data: bytes) -> None:
+        """Store a snapshot this node took (paper §7) and compact the log: the entries up to
+        `metadata.index` are dropped (whole segments holding nothing later are deleted).
 
-        The log is left as it is; `compact` drops the entries the snapshot covers.
+        ValueError if the index is not above the current log start, not a committed entry
+        held here, or its term differs; TypeError if `data` is not bytes.
         """
-        current = self._snapshot.metadata.index if self._snapshot else 0
-        if not current < index <= self._state.hard_state.commit:
-            raise ValueError(
-                f"snapshot index {index} must be above the current snapshot's ({current}) "
-                f"and at most the commit index {self._state.hard_state.commit}"
-            )
-        if index < self.first_index() - 1:
-            raise ValueError(f"snapshot index {index} is before the log ({self.first_index()})")
-        snapshot = Snapshot(SnapshotMetadata(index, self.term(index), membership), data)
-        self._store_snapshot(snapshot, start=self._state.start, first_segment=None)
-        return snapshot
-
-    def compact(self, index: int) -> None:
-        """Drop the entries up to `index`, which the current snapshot must cover; the log then
-        starts at `index + 1`. Whole segments holding nothing above `index` are deleted.
-        Compacting to where the log already starts, or before, does nothing."""
-        covered = self._snapshot.metadata.index if self._snapshot else 0
-        if index > covered:
-            raise ValueError(f"cannot compact to {index}: the snapshot covers only up to {covered}")
+        index = metadata.index
+        if not isinstance(data, bytes):
+            raise TypeError(f"snapshot data must be bytes, got {type(data).__name__}")
         offset = self._entries[0].index
         if index <= offset:
-            return
-        start = Entry(self.term(index), index, b"")
+            raise ValueError(f"snapshot at {index} is not newer than the current one at {offset}")
+        commit = self._state.hard_state.commit
+        if index > self.last_index() or index > commit:
+            raise ValueError(
+                f"snapshot at {index} beyond the last committed entry held "
+                f"(last {self.last_index()}, commit {commit})"
+            )
+        if self.term(index) != metadata.term:
+            raise ValueError(
+                f"snapshot at {index} has term {metadata.term}, the entry there {self.term(index)}"
+            )
         with self._writing():
             first_segment = self._log.first_seq_after_dropping(index)
-            self._replace_state(start=start, first_segment=first_segment)
-            self._log.remove_before(first_segment)
-        self._entries[: index - offset + 1] = [start]
+        self._store_snapshot(Snapshot(metadata, data), first_segment, self._state.hard_state)
+        del self._entries[: index - offset]
+        self._entries[0] = self._state.start
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        """Install a snapshot received from the leader: it replaces the whole log, which then
-        starts after `snapshot.metadata.index`."""
-        meta = snapshot.metadata
-        current = self._snapshot.metadata.index if self._snapshot else 0
-        if meta.index <= current or meta.index < self._state.hard_state.commit:
+        """Persist a snapshot installed from the leader (`Ready.snapshot`): it replaces the
+        whole log, and the commit index rises to its index if it was below (paper §7).
+
+        ValueError if it is not newer than the log start, or lies below the commit index
+        (installing it would roll back committed entries).
+        """
+        index = snapshot.metadata.index
+        offset = self._entries[0].index
+        hard_state = self._state.hard_state
+        if index <= offset or index < hard_state.commit:
             raise ValueError(
-                f"snapshot at {meta.index} is not newer than the one held ({current}) "
-                f"or is behind the commit index {self._state.hard_state.commit}"
+                f"installed snapshot at {index} is not newer than the current one at {offset} "
+                f"or lies below the commit index {hard_state.commit}"
             )
         with self._writing():
             first_segment = self._log.roll()
-        self._store_snapshot(
-            snapshot, start=Entry(meta.term, meta.index, b""), first_segment=first_segment
-        )
+        self._store_snapshot(snapshot, first_segment, attrs.evolve(hard_state, commit=index))
         self._entries = [self._state.start]
 
-    def _store_snapshot(self, snapshot: Snapshot, start: Entry, first_segment: int | None) -> None:
+    def _store_snapshot(
+        self, snapshot: Snapshot, first_segment: int, hard_state: HardState
+    ) -> None:
+        """Write the snapshot's file, then the state file that makes it current (the one
+        atomic step), then remove what that made garbage: old segments, the old snapshot."""
         meta = snapshot.metadata
         previous = self._state.snapshot
         with self._writing():
             write_snapshot(self._directory, snapshot)
             self._replace_state(
-                start=start, first_segment=first_segment, snapshot=(meta.index, meta.term)
+                hard_state=hard_state,
+                start=Entry(meta.term, meta.index, b""),
+                first_segment=first_segment,
+                snapshot=(meta.index, meta.term),
             )
-            if first_segment is not None:
-                self._log.remove_before(first_segment)
+            self._log.remove_before(first_segment)
             if previous is not None:
                 snapshot_path(self._directory, *previous).unlink(missing_ok=True)
         self._snapshot = snapshot

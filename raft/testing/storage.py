@@ -54,16 +54,13 @@ class SnapshotStorage(WritableStorage, Protocol):
         """The latest snapshot persisted, or None."""
         ...
 
-    def create_snapshot(self, index: int, membership: Membership, data: bytes) -> Snapshot:
-        """Persist a snapshot as of the committed entry `index`; the log is unchanged."""
-        ...
-
-    def compact(self, index: int) -> None:
-        """Drop the entries up to `index`, which the current snapshot covers."""
+    def create_snapshot(self, metadata: SnapshotMetadata, data: bytes) -> None:
+        """Store a snapshot taken here and drop the entries up to `metadata.index`."""
         ...
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        """Install a leader's snapshot, replacing the whole log."""
+        """Install a leader's snapshot: it replaces the whole log, and the commit index rises
+        to its index if it was below."""
         ...
 
 
@@ -273,47 +270,79 @@ class StorageConformance:
 
     # Snapshots and compaction.
 
-    def test_a_snapshot_and_compaction_survive_a_reopen(self, tmp_path: Path) -> None:
+    def test_a_snapshot_compacts_the_log_and_survives_a_reopen(self, tmp_path: Path) -> None:
         storage = self._snapshot_storage(tmp_path)
         storage.append(batch(1, 1, 5) + batch(2, 6, 5))
         storage.set_hard_state(HardState(2, 1, 8))
-        membership = Membership((1, 2, 3), learners=(4,))
+        snapshot = Snapshot(
+            SnapshotMetadata(7, 2, Membership((1, 2, 3), learners=(4,))), b"state at 7"
+        )
 
-        made = storage.create_snapshot(7, membership, b"state at 7")
-        storage.compact(7)
+        storage.create_snapshot(snapshot.metadata, snapshot.data)
 
-        assert made == Snapshot(SnapshotMetadata(7, 2, membership), b"state at 7")
-        for reopened in (storage, self._snapshots(self.reopen(storage, tmp_path))):
-            assert reopened.snapshot() == made
-            assert (reopened.first_index(), reopened.last_index(), reopened.term(7)) == (8, 10, 2)
-            assert list(reopened.entries(8, 11)) == batch(2, 8, 3)
+        for found in (storage, self._snapshots(self.reopen(storage, tmp_path))):
+            assert found.snapshot() == snapshot
+            assert (found.first_index(), found.last_index(), found.term(7)) == (8, 10, 2)
+            assert list(found.entries(8, 11)) == batch(2, 8, 3)
+            with pytest.raises(IndexError):
+                found.term(6)
+            with pytest.raises(IndexError):
+                found.entries(7, 8)
 
-    def test_compaction_keeps_what_the_snapshot_does_not_cover(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("index", "term"), [(0, 0), (3, 2), (9, 2), (2, 5)])
+    def test_a_snapshot_of_what_is_not_committed_here_is_refused(
+        self, tmp_path: Path, index: int, term: int
+    ) -> None:
         storage = self._snapshot_storage(tmp_path)
-        storage.append(batch(1, 1, 10))
-        storage.set_hard_state(HardState(1, 1, 10))
-        storage.create_snapshot(6, Membership((1,)), b"")
+        storage.append(batch(1, 1, 2) + batch(2, 3, 1))
+        storage.set_hard_state(HardState(2, None, 2))
 
         with pytest.raises(ValueError):
-            storage.compact(7)
-        storage.compact(4)
+            storage.create_snapshot(SnapshotMetadata(index, term, Membership((1,))), b"s")
 
-        assert (storage.first_index(), storage.term(4)) == (5, 1)
+        assert (storage.first_index(), storage.snapshot()) == (1, None)
+
+    def test_appends_after_compaction_land_above_the_snapshot(self, tmp_path: Path) -> None:
+        storage = self._snapshot_storage(tmp_path)
+        storage.append(batch(1, 1, 3))
+        storage.set_hard_state(HardState(1, None, 2))
+        storage.create_snapshot(SnapshotMetadata(2, 1, Membership((1,))), b"s")
+
+        storage.append(batch(3, 3, 2))
+        with pytest.raises(ValueError):
+            storage.append(batch(3, 2, 1))
+
         storage = self._snapshots(self.reopen(storage, tmp_path))
-        assert list(storage.entries(5, 11)) == batch(1, 5, 6)
+        assert (storage.first_index(), storage.term(2)) == (3, 1)
+        assert list(storage.entries(3, 5)) == batch(3, 3, 2)
 
-    def test_an_installed_snapshot_replaces_the_log(self, tmp_path: Path) -> None:
+    def test_an_installed_snapshot_replaces_the_log_and_raises_the_commit(
+        self, tmp_path: Path
+    ) -> None:
         storage = self._snapshot_storage(tmp_path)
         storage.append(batch(1, 1, 10))
+        storage.set_hard_state(HardState(1, None, 3))
         snapshot = Snapshot(SnapshotMetadata(20, 3, Membership((1, 2), (1, 3))), b"leader")
 
         storage.apply_snapshot(snapshot)
         storage.append(batch(3, 21, 2))
 
-        storage = self._snapshots(self.reopen(storage, tmp_path))
-        assert storage.snapshot() == snapshot
-        assert (storage.first_index(), storage.last_index(), storage.term(20)) == (21, 22, 3)
-        assert list(storage.entries(21, 23)) == batch(3, 21, 2)
+        for found in (storage, self._snapshots(self.reopen(storage, tmp_path))):
+            assert found.snapshot() == snapshot
+            assert (found.first_index(), found.last_index(), found.term(20)) == (21, 22, 3)
+            assert list(found.entries(21, 23)) == batch(3, 21, 2)
+            assert found.initial_state() == HardState(1, None, 20)
+
+    def test_an_installed_snapshot_older_than_the_log_start_is_refused(
+        self, tmp_path: Path
+    ) -> None:
+        storage = self._snapshot_storage(tmp_path)
+        storage.apply_snapshot(Snapshot(SnapshotMetadata(5, 2, Membership((1,))), b"new"))
+
+        with pytest.raises(ValueError):
+            storage.apply_snapshot(Snapshot(SnapshotMetadata(5, 2, Membership((1,))), b"old"))
+
+        assert storage.snapshot() == Snapshot(SnapshotMetadata(5, 2, Membership((1,))), b"new")
 
     # Helpers.
 

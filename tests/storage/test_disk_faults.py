@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from raft import Entry, HardState
 from raft.core._membership import Membership
-from raft.storage import CorruptedStorage, FileStorage
+from raft.storage import CorruptedStorage, FileStorage, SnapshotMetadata
 from raft.storage._records import entries_record
 
 SEGMENT_BYTES = 96
@@ -158,8 +158,8 @@ def test_a_damaged_state_or_snapshot_file_is_corruption(
         with FileStorage(directory) as storage:
             storage.append(Append(2, 1, 6).entries())
             storage.set_hard_state(HardState(2, 3, 5))
-            storage.create_snapshot(4, Membership((1, 2, 3), (1, 2), (4,)), b"image" * 5)
-            storage.compact(3)
+            membership = Membership((1, 2, 3), (1, 2), (4,))
+            storage.create_snapshot(SnapshotMetadata(4, 2, membership), b"image" * 5)
         path = next(directory.glob(f"{name}*"))
         offset = data.draw(st.integers(0, path.stat().st_size - 1), label="offset")
         damage(path, fault, offset, data.draw(st.integers(1, 255), label="mask"))

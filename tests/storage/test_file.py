@@ -61,8 +61,7 @@ def test_compaction_deletes_whole_segments_below_the_snapshot(tmp_path: Path) ->
             storage.append(batch(1, first, 4))
         storage.set_hard_state(HardState(1, 1, 40))
         before = segments(tmp_path)
-        storage.create_snapshot(30, MEMBERS, b"image")
-        storage.compact(30)
+        storage.create_snapshot(SnapshotMetadata(30, 1, MEMBERS), b"image")
         after = segments(tmp_path)
         assert (storage.first_index(), storage.term(30)) == (31, 1)
 
@@ -169,8 +168,8 @@ def test_damage_before_the_tail_names_the_file_and_offset(tmp_path: Path) -> Non
 @pytest.mark.parametrize("name", ["state", "snapshot"])
 def test_damaged_state_and_snapshot_files_are_corruption(tmp_path: Path, name: str) -> None:
     with FileStorage(tmp_path) as storage:
-        storage.save(HardState(1, 1, 1), batch(1, 1, 1))
-        storage.create_snapshot(1, MEMBERS, b"image")
+        storage.save(HardState(1, 1, 1), batch(1, 1, 2))
+        storage.create_snapshot(SnapshotMetadata(1, 1, MEMBERS), b"image")
     path = next(tmp_path.glob(f"{name}*"))
     data = bytearray(path.read_bytes())
     data[-1] ^= 0x01
@@ -187,10 +186,8 @@ def test_writes_outside_the_rules_are_refused(tmp_path: Path) -> None:
             storage.set_hard_state(HardState(1, 1, 4))
         with pytest.raises(ValueError, match="consecutive indexes"):
             storage.append([Entry(1, 4, b""), Entry(1, 6, b"")])
-        with pytest.raises(ValueError, match="at most the commit index 0"):
-            storage.create_snapshot(2, MEMBERS, b"")
-        with pytest.raises(ValueError, match="snapshot covers only up to 0"):
-            storage.compact(2)
+        with pytest.raises(ValueError, match="beyond the last committed entry"):
+            storage.create_snapshot(SnapshotMetadata(2, 1, MEMBERS), b"")
         with pytest.raises(ValueError, match="segment_bytes must be >= 1"):
             FileStorage(tmp_path / "other", segment_bytes=0)
     with pytest.raises(StorageError, match="closed"):
@@ -219,9 +216,7 @@ def test_a_moved_commit_index_rides_in_the_same_fsync_as_the_entries(
     storage.close()
     with FileStorage(tmp_path) as reopened:
         assert reopened.initial_state() == HardState(1, 1, 5)
-        reopened.compact(0)
-        reopened.create_snapshot(4, MEMBERS, b"")
-        reopened.compact(4)
+        reopened.create_snapshot(SnapshotMetadata(4, 1, MEMBERS), b"")
     with FileStorage(tmp_path) as reopened:
         assert reopened.initial_state() == HardState(1, 1, 5)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from raft import Entry, HardState
 from raft.core._membership import Membership
 from raft.storage import CorruptedStorage, FileStorage, SnapshotMetadata
-from raft.storage._records import entries_record
+from raft.storage._records import commit_record, entries_record
 
 SEGMENT_BYTES = 96
 
@@ -36,19 +36,22 @@ class Append:
 
 @attrs.frozen
 class Written:
-    """What a workload left: the log after each append, and where each append's record lies."""
+    """What a workload left: the log and commit index after each write, and where each
+    write's record lies."""
 
     logs: tuple[tuple[Entry, ...], ...]
-    """`logs[k]`: the log after the first k appends."""
+    """`logs[k]`: the log after the first k writes."""
+    commits: tuple[int, ...]
+    """`commits[k]`: the commit index after the first k writes."""
     records: tuple[tuple[Path, int, int], ...]
-    """(segment, start, end) of each append's record."""
-    commit: int
+    """(segment, start, end) of each write's record."""
 
 
 @st.composite
-def workloads(draw: st.DrawFn) -> tuple[int, list[Append]]:
+def workloads(draw: st.DrawFn) -> tuple[int, list[Append], int | None]:
     """A first append, a commit index inside it, then appends that may replace anything
-    above the commit index (as Raft's truncation does)."""
+    above the commit index (as Raft's truncation does), and maybe a final commit index
+    that moved alone (a COMMIT record)."""
     base = draw(st.integers(1, 8))
     commit = draw(st.integers(0, base))
     appends = [Append(1, 1, base)]
@@ -58,10 +61,13 @@ def workloads(draw: st.DrawFn) -> tuple[int, list[Append]]:
         term += draw(st.integers(0, 1))
         appends.append(Append(term, first, draw(st.integers(1, 5))))
         last = appends[-1].first + appends[-1].count - 1
-    return commit, appends
+    final_commit = draw(st.none() | st.integers(commit + 1, last + 1))
+    return commit, appends, None if final_commit is None or final_commit > last else final_commit
 
 
-def write(directory: Path, commit: int, appends: Sequence[Append]) -> Written:
+def write(
+    directory: Path, commit: int, appends: Sequence[Append], final_commit: int | None
+) -> Written:
     logs: list[tuple[Entry, ...]] = [()]
     records = []
     with FileStorage(directory, segment_bytes=SEGMENT_BYTES) as storage:
@@ -74,14 +80,24 @@ def write(directory: Path, commit: int, appends: Sequence[Append]) -> Written:
             end = segment.stat().st_size
             records.append((segment, end - len(entries_record(entries)), end))
             logs.append(tuple(storage.entries(1, storage.last_index() + 1)))
-    return Written(tuple(logs), tuple(records), commit)
+        if final_commit is not None:
+            storage.set_hard_state(HardState(1, 1, final_commit))
+            segment = max(directory.glob("log-*.seg"))
+            end = segment.stat().st_size
+            records.append((segment, end - len(commit_record(final_commit)), end))
+            logs.append(logs[-1])
+    commits = [commit] * len(logs)
+    if final_commit is not None:
+        commits[-1] = final_commit
+    return Written(tuple(logs), tuple(commits), tuple(records))
 
 
-def read_back(directory: Path) -> tuple[Entry, ...] | None:
-    """The log as opened, or None for `CorruptedStorage`."""
+def read_back(directory: Path) -> tuple[tuple[Entry, ...], int] | None:
+    """The log and commit index as opened, or None for `CorruptedStorage`."""
     try:
         with FileStorage(directory, segment_bytes=SEGMENT_BYTES) as storage:
-            return tuple(storage.entries(1, storage.last_index() + 1))
+            log = tuple(storage.entries(1, storage.last_index() + 1))
+            return log, storage.initial_state().commit
     except CorruptedStorage:
         return None
 
@@ -110,12 +126,11 @@ FAULTS = st.sampled_from(["truncate", "zero", "flip"])
 @settings(max_examples=120)
 @given(workloads(), FAULTS, st.data())
 def test_a_damaged_segment_is_a_torn_tail_or_corruption(
-    workload: tuple[int, list[Append]], fault: str, data: st.DataObject
+    workload: tuple[int, list[Append], int | None], fault: str, data: st.DataObject
 ) -> None:
-    commit, appends = workload
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
-        written = write(directory, commit, appends)
+        written = write(directory, *workload)
         segments = sorted(directory.glob("log-*.seg"))
         segment = data.draw(st.sampled_from(segments), label="segment")
         offset = data.draw(st.integers(0, segment.stat().st_size - 1), label="offset")
@@ -124,22 +139,23 @@ def test_a_damaged_segment_is_a_torn_tail_or_corruption(
 
         found = read_back(directory)
 
-    final = written.logs[-1]
+    def after(writes: int) -> tuple[tuple[Entry, ...], int] | None:
+        """What opening must give when exactly the first `writes` writes survive: that
+        state, or corruption if it lost entries the commit index had made durable."""
+        log, commit = written.logs[writes], written.commits[writes]
+        return (log, commit) if len(log) >= written.commits[0] else None
+
+    every = len(written.records)
     if not changed:
-        assert found == final
-        return
-    if segment != segments[-1]:
+        assert found == after(every)
+    elif segment != segments[-1]:
         assert found is None, "damage before the last segment must be reported"
-        return
-    torn = written.logs[intact_through(written, segment, offset)]
-    commit_survives = len(torn) >= commit
-    last_record_start = written.records[-1][1]
-    if fault == "truncate" or (fault == "zero" and offset >= last_record_start):
-        assert found == (torn if commit_survives else None)
+    elif fault == "truncate" or (fault == "zero" and offset >= written.records[-1][1]):
+        assert found == after(intact_through(written, segment, offset))
     elif fault == "zero":
-        assert found in (None, torn if commit_survives else None)
-    elif offset >= last_record_start:
-        assert found in (None, written.logs[-2] if len(written.logs[-2]) >= commit else None)
+        assert found in (None, after(intact_through(written, segment, offset)))
+    elif offset >= written.records[-1][1]:
+        assert found in (None, after(every - 1))
     else:
         assert found is None, "a flipped byte before the last record must be reported"
 

@@ -27,10 +27,13 @@ from raft.runtime._auth import (
 from raft.runtime._codec import DEFAULT_MAX_FRAME_SIZE, FrameError, decode_message, encode_message
 from raft.runtime._codec import frame as frame_body
 from raft.runtime._framed import FramedStream
+from raft.runtime._send_queue import SendQueue
 from raft.runtime._transport import TransportCounters
 
 MAX_BATCH: Final = 256
 """The most queued messages written to a peer in one `send_all`."""
+MAX_BATCH_BYTES: Final = 1 << 20
+"""The most bytes written to a peer in one `send_all` (unless one frame alone is larger)."""
 
 _CONNECTION_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -68,9 +71,9 @@ class _Peer:
     """One peer's address, its bounded queue of messages waiting to be written, and the scope
     of the task that keeps it connected."""
 
-    def __init__(self, address: tuple[str, int], queue_size: int) -> None:
+    def __init__(self, address: tuple[str, int], queue: SendQueue) -> None:
         self.address = address
-        self.queue_in, self.queue_out = trio.open_memory_channel[Message](queue_size)
+        self.queue = queue
         self.cancel_scope = trio.CancelScope()
 
 
@@ -79,9 +82,11 @@ class TcpTransport:
 
     It listens on (`host`, `port`) and keeps a connection to each of `peers` (id -> (host,
     port)). Peers authenticate with `secret` (the HMAC handshake) and/or mutual TLS (`tls`);
-    `rng` draws the reconnect jitter. `queue_size` bounds each peer's send queue,
-    `incoming_size` the messages received but not yet taken from `incoming` (beyond it readers
-    wait, and TCP pushes back on the peers).
+    `rng` draws the reconnect jitter. `queue_size` (messages) and `queue_bytes` bound each
+    peer's send queue, `incoming_size` the messages received but not yet taken from `incoming`
+    (beyond it readers wait, and TCP pushes back on the peers). A connection must finish its
+    handshake within `handshake_timeout` seconds, and at most `max_handshakes` may be under way
+    at once (more are closed at once): strangers cannot hold more than that.
 
     Every connection starts with the handshake in `raft.runtime._auth`. A peer that sends a
     malformed, oversized or mismatched frame (its sender must be the authenticated peer, its
@@ -101,10 +106,12 @@ class TcpTransport:
         host: str = "127.0.0.1",
         port: int = 0,
         queue_size: int = 1024,
+        queue_bytes: int = 64 * 1024 * 1024,
         incoming_size: int = 1024,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         backoff: Backoff = Backoff(),  # frozen, so sharing the default is safe
         handshake_timeout: float = 5.0,
+        max_handshakes: int = 64,
     ) -> None:
         if type(node_id) is not int or node_id < 1:
             raise ValueError(f"node_id must be an integer >= 1, got {node_id!r}")
@@ -115,7 +122,11 @@ class TcpTransport:
                 "peers must authenticate: give a shared secret, or TLS whose server context "
                 "requires client certificates (mutual TLS)"
             )
-        for name, value in (("queue_size", queue_size), ("incoming_size", incoming_size)):
+        for name, value in (
+            ("queue_size", queue_size),
+            ("incoming_size", incoming_size),
+            ("max_handshakes", max_handshakes),
+        ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         self._node_id = node_id
@@ -128,7 +139,12 @@ class TcpTransport:
         self._max_frame_size = max_frame_size
         self._backoff = backoff
         self._handshake_timeout = handshake_timeout
+        self._max_handshakes = max_handshakes
+        self._handshaking = 0
+        if queue_bytes < max_frame_size:
+            raise ValueError(f"queue_bytes ({queue_bytes}) must hold a frame of max_frame_size")
         self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
         self._nursery: trio.Nursery | None = None
         self._peers: dict[int, _Peer] = {}
         for peer_id, address in peers.items():
@@ -176,25 +192,26 @@ class TcpTransport:
         return self._incoming
 
     def send(self, message: Message) -> None:
-        """Queue `message` for its recipient; when the queue is full the oldest message in it
-        is dropped and counted (the newest state is what a lagging peer needs)."""
+        """Encode `message` and queue it for its recipient; when the queue is full the oldest
+        messages in it are dropped and counted (the newest state is what a lagging peer needs)."""
         peer = self._peers.get(message.recipient)
         if peer is None or self._closed:
             self._counters.dropped += 1
             return
         try:
-            peer.queue_in.send_nowait(message)
-        except trio.WouldBlock:
-            peer.queue_out.receive_nowait()
-            peer.queue_in.send_nowait(message)
+            data = frame_body(encode_message(message), self._max_frame_size)
+        except FrameError:  # larger than a frame may be: the core's limits allow no such thing
             self._counters.dropped += 1
+            return
+        self._counters.dropped += peer.queue.push(data)
 
     def add_peer(self, peer_id: int, address: tuple[str, int]) -> None:
         """Start sending to `peer_id` at `address` (host, port), replacing any earlier address."""
         if type(peer_id) is not int or peer_id < 1 or peer_id == self._node_id:
             raise ValueError(f"a peer id must be an integer >= 1 other than {self._node_id}")
         self.remove_peer(peer_id)
-        peer = self._peers[peer_id] = _Peer(address, self._queue_size)
+        queue = SendQueue(self._queue_size, self._queue_bytes)
+        peer = self._peers[peer_id] = _Peer(address, queue)
         if self._nursery is not None:
             self._nursery.start_soon(self._keep_connected, peer_id, peer)
 
@@ -224,19 +241,14 @@ class TcpTransport:
     # Incoming connections: handshake, then read frames until the peer misbehaves or leaves.
 
     async def _serve(self, stream: trio.SocketStream) -> None:
-        connection = FramedStream(stream, self._cluster_id, self._max_frame_size)
         try:
-            with trio.fail_after(self._handshake_timeout):
-                if self._tls is not None:
-                    tls_stream = trio.SSLStream(stream, self._tls.server_context, server_side=True)
-                    await _tls_handshake(tls_stream)
-                    connection = FramedStream(tls_stream, self._cluster_id, self._max_frame_size)
-                peer_id = await server_handshake(
-                    connection,
-                    cluster_id=self._cluster_id,
-                    node_id=self._node_id,
-                    secret=self._secret,
-                )
+            if self._handshaking >= self._max_handshakes:
+                raise AuthenticationError("too many connections are in their handshake")
+            self._handshaking += 1
+            try:
+                connection, peer_id = await self._accept(stream)
+            finally:
+                self._handshaking -= 1
             self._counters.connections += 1
             await self._receive(connection, peer_id)
         except FrameError:
@@ -247,6 +259,19 @@ class TcpTransport:
             pass
         finally:
             await trio.aclose_forcefully(stream)
+
+    async def _accept(self, stream: trio.SocketStream) -> tuple[FramedStream, int]:
+        """The connection a peer dialed, once authenticated, and that peer's id."""
+        with trio.fail_after(self._handshake_timeout):
+            connection = FramedStream(stream, self._cluster_id, self._max_frame_size)
+            if self._tls is not None:
+                tls_stream = trio.SSLStream(stream, self._tls.server_context, server_side=True)
+                await _tls_handshake(tls_stream)
+                connection = FramedStream(tls_stream, self._cluster_id, self._max_frame_size)
+            peer_id = await server_handshake(
+                connection, cluster_id=self._cluster_id, node_id=self._node_id, secret=self._secret
+            )
+        return connection, peer_id
 
     async def _receive(self, connection: FramedStream, peer_id: int) -> None:
         while True:
@@ -318,27 +343,16 @@ class TcpTransport:
 
     async def _write(self, connection: FramedStream, peer: _Peer) -> None:
         while True:
-            batch = [await peer.queue_out.receive()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(peer.queue_out.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            frames = []
-            for message in batch:
-                try:
-                    frames.append(frame_body(encode_message(message), self._max_frame_size))
-                except FrameError:
-                    self._counters.dropped += 1
+            batch = await peer.queue.take(MAX_BATCH, MAX_BATCH_BYTES)
             written = False
             try:
-                await connection.stream.send_all(b"".join(frames))
+                await connection.stream.send_all(b"".join(batch))
                 written = True
             finally:
                 if written:
-                    self._counters.sent += len(frames)
+                    self._counters.sent += len(batch)
                 else:
-                    self._counters.dropped += len(frames)
+                    self._counters.dropped += len(batch)
 
 
 async def _tls_handshake(stream: trio.SSLStream[trio.SocketStream]) -> None:

@@ -23,7 +23,7 @@ from raft.runtime import (
     encode_preamble,
     frame,
 )
-from raft.runtime._codec import _MESSAGE_TYPES
+from raft.runtime._codec import _MESSAGE_TYPES, _Shape
 
 CLUSTER = "test-cluster"
 naturals = st.integers(min_value=0, max_value=2**64 - 1)
@@ -257,3 +257,44 @@ def test_an_entry_with_any_part_replaced_decodes_or_raises_frame_error(
     except FrameError:
         return
     assert decode_message(encode_message(decoded)) == decoded
+
+
+@attrs.frozen
+class _Members:
+    voters: tuple[int, ...] = attrs.field(converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.voters:
+            raise ValueError("no voters")
+
+
+@attrs.frozen
+class _FutureMessage:
+    """The shapes the snapshot and membership messages will bring: nested classes, id tuples,
+    optional ints."""
+
+    term: int
+    members: _Members
+    vote: int | None
+
+
+def test_nested_classes_id_tuples_and_optional_ints_have_rules_ready() -> None:
+    shape = _Shape.of(_FutureMessage)
+    message = _FutureMessage(3, _Members((1, 2)), None)
+    wire = msgpack.unpackb(msgpack.packb(shape.encode(message)), use_list=False)
+    assert shape.decode(wire) == message
+    with pytest.raises(FrameError, match="invalid _Members: no voters"):
+        shape.decode((3, ((),), 1))
+    with pytest.raises(FrameError, match="non-negative"):
+        shape.decode((3, ((1, -2),), None))
+    with pytest.raises(FrameError, match="_Members needs an array of 1"):
+        shape.decode((3, 5, None))
+
+
+def test_a_field_type_without_a_rule_is_an_error_at_import_time() -> None:
+    @attrs.frozen
+    class Odd:
+        ratio: float
+
+    with pytest.raises(TypeError, match=r"no rule for Odd.ratio"):
+        _Shape.of(Odd)

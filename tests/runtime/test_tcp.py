@@ -214,6 +214,23 @@ async def test_a_silent_connection_is_dropped_after_the_handshake_timeout() -> N
         assert two.counters.auth_failures == 1
 
 
+async def test_strangers_cannot_hold_more_than_max_handshakes_connections() -> None:
+    async with _cluster(_transport(1), _transport(2, max_handshakes=2)) as (one, two):
+        one.send(_ping(1, 2))
+        with trio.fail_after(5):
+            await two.incoming.receive()  # node 1 is connected before the strangers come
+        silent = [await _raw(two.port), await _raw(two.port)]
+        await _eventually(lambda: two._handshaking == 2)
+        await _closed_by_peer(await _raw(two.port))
+        assert two.counters.auth_failures == 1
+        for stream in silent:
+            await stream.aclose()
+        await _eventually(lambda: two._handshaking == 0)
+        one.send(_ping(1, 2, 1))
+        with trio.fail_after(5):
+            assert await two.incoming.receive() == _ping(1, 2, 1)
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="peers must authenticate"):
         _transport(1, secret=None)
@@ -223,6 +240,8 @@ def test_settings_are_checked() -> None:
         _transport(1, peers={1: (HOST, 1)})
     with pytest.raises(ValueError, match="queue_size"):
         _transport(1, queue_size=0)
+    with pytest.raises(ValueError, match="queue_bytes"):
+        _transport(1, queue_bytes=1000, max_frame_size=2000)
     with pytest.raises(ValueError, match="initial"):
         Backoff(initial=1.0, maximum=0.5)
 

@@ -231,11 +231,12 @@ def frame(body: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
 
 def encode_preamble(cluster_id: str) -> bytes:
     """What each side sends first: magic, protocol version, and the cluster id."""
-    raw = _cluster_id_bytes(cluster_id)
+    raw = check_cluster_id(cluster_id)
     return MAGIC + bytes((PROTOCOL_VERSION, len(raw))) + raw
 
 
-def _cluster_id_bytes(cluster_id: str) -> bytes:
+def check_cluster_id(cluster_id: str) -> bytes:
+    """`cluster_id` as the preamble carries it; `ValueError` when it cannot be carried."""
     raw = cluster_id.encode()
     if not 0 < len(raw) <= MAX_CLUSTER_ID_BYTES:
         raise ValueError(
@@ -255,7 +256,7 @@ class FrameReader:
     def __init__(self, cluster_id: str, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if max_frame_size < 1:
             raise ValueError(f"max_frame_size must be >= 1, got {max_frame_size}")
-        self._cluster_id = _cluster_id_bytes(cluster_id)
+        self._cluster_id = check_cluster_id(cluster_id)
         self._max_frame_size = max_frame_size
         self._buffer = bytearray()
         self._offset = 0

@@ -24,7 +24,13 @@ from raft.runtime._auth import (
     client_handshake,
     server_handshake,
 )
-from raft.runtime._codec import DEFAULT_MAX_FRAME_SIZE, FrameError, decode_message, encode_message
+from raft.runtime._codec import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FrameError,
+    check_cluster_id,
+    decode_message,
+    encode_message,
+)
 from raft.runtime._codec import frame as frame_body
 from raft.runtime._framed import FramedStream
 from raft.runtime._send_queue import SendQueue
@@ -122,13 +128,17 @@ class TcpTransport:
                 "peers must authenticate: give a shared secret, or TLS whose server context "
                 "requires client certificates (mutual TLS)"
             )
+        check_cluster_id(cluster_id)
         for name, value in (
             ("queue_size", queue_size),
             ("incoming_size", incoming_size),
+            ("max_frame_size", max_frame_size),
             ("max_handshakes", max_handshakes),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if queue_bytes < max_frame_size:
+            raise ValueError(f"queue_bytes ({queue_bytes}) must hold a frame of max_frame_size")
         self._node_id = node_id
         self._cluster_id = cluster_id
         self._secret = secret
@@ -141,8 +151,6 @@ class TcpTransport:
         self._handshake_timeout = handshake_timeout
         self._max_handshakes = max_handshakes
         self._handshaking = 0
-        if queue_bytes < max_frame_size:
-            raise ValueError(f"queue_bytes ({queue_bytes}) must hold a frame of max_frame_size")
         self._queue_size = queue_size
         self._queue_bytes = queue_bytes
         self._nursery: trio.Nursery | None = None
@@ -212,7 +220,7 @@ class TcpTransport:
         self.remove_peer(peer_id)
         queue = SendQueue(self._queue_size, self._queue_bytes)
         peer = self._peers[peer_id] = _Peer(address, queue)
-        if self._nursery is not None:
+        if self._nursery is not None and not self._closed:
             self._nursery.start_soon(self._keep_connected, peer_id, peer)
 
     def remove_peer(self, peer_id: int) -> None:

@@ -240,6 +240,8 @@ def test_settings_are_checked() -> None:
         _transport(1, peers={1: (HOST, 1)})
     with pytest.raises(ValueError, match="queue_size"):
         _transport(1, queue_size=0)
+    with pytest.raises(ValueError, match="cluster_id"):
+        _transport(1, cluster_id="")
     with pytest.raises(ValueError, match="queue_bytes"):
         _transport(1, queue_bytes=1000, max_frame_size=2000)
     with pytest.raises(ValueError, match="initial"):

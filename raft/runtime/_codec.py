@@ -257,7 +257,8 @@ class FrameReader:
         if max_frame_size < 1:
             raise ValueError(f"max_frame_size must be >= 1, got {max_frame_size}")
         self._cluster_id = check_cluster_id(cluster_id)
-        self._max_frame_size = max_frame_size
+        self.max_frame_size = max_frame_size
+        """The largest frame body accepted; may be raised once the peer is authenticated."""
         self._buffer = bytearray()
         self._offset = 0
         self._preamble_seen = False
@@ -278,8 +279,8 @@ class FrameReader:
         if len(self._buffer) < start:
             return None
         (length,) = _LENGTH.unpack_from(self._buffer, self._offset)
-        if not 0 < length <= self._max_frame_size:
-            raise FrameError(f"frame length {length} is outside 1..{self._max_frame_size}")
+        if not 0 < length <= self.max_frame_size:
+            raise FrameError(f"frame length {length} is outside 1..{self.max_frame_size}")
         end = start + length
         if len(self._buffer) < end:
             return None

@@ -271,14 +271,15 @@ class TcpTransport:
     async def _accept(self, stream: trio.SocketStream) -> tuple[FramedStream, int]:
         """The connection a peer dialed, once authenticated, and that peer's id."""
         with trio.fail_after(self._handshake_timeout):
-            connection = FramedStream(stream, self._cluster_id, self._max_frame_size)
+            connection = FramedStream(stream, self._cluster_id)
             if self._tls is not None:
                 tls_stream = trio.SSLStream(stream, self._tls.server_context, server_side=True)
                 await _tls_handshake(tls_stream)
-                connection = FramedStream(tls_stream, self._cluster_id, self._max_frame_size)
+                connection = FramedStream(tls_stream, self._cluster_id)
             peer_id = await server_handshake(
                 connection, cluster_id=self._cluster_id, node_id=self._node_id, secret=self._secret
             )
+        connection.authenticated(self._max_frame_size)
         return connection, peer_id
 
     async def _receive(self, connection: FramedStream, peer_id: int) -> None:
@@ -330,7 +331,7 @@ class TcpTransport:
                         stream, self._tls.client_context, server_hostname=peer.address[0]
                     )
                     await _tls_handshake(stream)
-                connection = FramedStream(stream, self._cluster_id, self._max_frame_size)
+                connection = FramedStream(stream, self._cluster_id)
                 await client_handshake(
                     connection,
                     cluster_id=self._cluster_id,

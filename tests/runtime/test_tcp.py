@@ -145,7 +145,7 @@ async def _raw(port: int, data: bytes = b"") -> trio.SocketStream:
 
 
 async def _authenticated(port: int, node_id: int, peer_id: int = 2) -> FramedStream:
-    connection = FramedStream(await _raw(port), CLUSTER, 1 << 20)
+    connection = FramedStream(await _raw(port), CLUSTER)
     await client_handshake(
         connection, cluster_id=CLUSTER, node_id=node_id, peer_id=peer_id, secret=SECRET
     )
@@ -163,6 +163,7 @@ async def test_bad_input_closes_only_that_connection_and_is_counted() -> None:
             b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # garbage
             _hello(3, cluster="another-cluster"),  # wrong cluster id
             encode_preamble(CLUSTER) + (1 << 31).to_bytes(4, "big"),  # oversized frame
+            encode_preamble(CLUSTER) + frame(bytes(2000)),  # too big for a handshake
             encode_preamble(CLUSTER) + frame(b"\xc1"),  # not msgpack
         ]
         for attack in attacks:
@@ -190,7 +191,7 @@ async def test_bad_input_closes_only_that_connection_and_is_counted() -> None:
 
 async def test_a_wrong_secret_is_refused_both_ways() -> None:
     async with _cluster(_transport(1), _transport(2)) as (one, two):
-        impostor = FramedStream(await _raw(two.port), CLUSTER, 1 << 20)
+        impostor = FramedStream(await _raw(two.port), CLUSTER)
         with pytest.raises((AuthenticationError, trio.BrokenResourceError)):
             await client_handshake(
                 impostor, cluster_id=CLUSTER, node_id=3, peer_id=2, secret=b"x" * 32

@@ -34,7 +34,7 @@ def _transport(node_id: int) -> TcpTransport:
 async def _send_and_hang_up(port: int, payload: bytes, authenticate: bool) -> None:
     stream = await trio.open_tcp_stream(HOST, port)
     if authenticate:
-        connection = FramedStream(stream, CLUSTER, 1 << 20)
+        connection = FramedStream(stream, CLUSTER)
         await client_handshake(connection, cluster_id=CLUSTER, node_id=3, peer_id=2, secret=SECRET)
     try:
         await stream.send_all(payload)

@@ -259,9 +259,13 @@ def test_an_entry_with_any_part_replaced_decodes_or_raises_frame_error(
     assert decode_message(encode_message(decoded)) == decoded
 
 
+def _as_tuple(value: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class _Members:
-    voters: tuple[int, ...] = attrs.field(converter=tuple)
+    voters: tuple[int, ...] = attrs.field(converter=_as_tuple)
 
     def __attrs_post_init__(self) -> None:
         if not self.voters:

@@ -232,6 +232,21 @@ async def test_strangers_cannot_hold_more_than_max_handshakes_connections() -> N
             assert await two.incoming.receive() == _ping(1, 2, 1)
 
 
+async def test_a_removed_peer_is_hung_up_on_and_sent_nothing_more() -> None:
+    async with _cluster(_transport(1), _transport(2)) as (one, two):
+        one.send(_ping(1, 2))
+        with trio.fail_after(5):
+            await two.incoming.receive()
+        one.remove_peer(2)
+        one.send(_ping(1, 2))
+        assert one.counters.dropped == 1
+        one.add_peer(2, (HOST, two.port))
+        one.send(_ping(1, 2, 7))
+        with trio.fail_after(5):
+            assert await two.incoming.receive() == _ping(1, 2, 7)
+        assert one.counters.connections == 3  # two dialed (before and after), one accepted
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="peers must authenticate"):
         _transport(1, secret=None)

@@ -316,8 +316,7 @@ class TcpTransport:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_hang_up_on_eof, connection, nursery.cancel_scope)
                     await self._write(connection, peer)
-            except _CONNECTION_ERRORS:
-                pass
+                    nursery.cancel_scope.cancel()
             finally:
                 await connection.aclose()
 
@@ -351,12 +350,16 @@ class TcpTransport:
         return None
 
     async def _write(self, connection: FramedStream, peer: _Peer) -> None:
+        """Write queued frames until the connection breaks (errors end here: inside a nursery
+        they would arrive wrapped in an exception group)."""
         while True:
             batch = await peer.queue.take(MAX_BATCH, MAX_BATCH_BYTES)
             written = False
             try:
                 await connection.stream.send_all(b"".join(batch))
                 written = True
+            except _CONNECTION_ERRORS:
+                return
             finally:
                 if written:
                     self._counters.sent += len(batch)

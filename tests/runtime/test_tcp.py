@@ -4,9 +4,12 @@ while good peers go on being served."""
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,7 +20,7 @@ import msgpack  # type: ignore[import-untyped]
 import pytest
 import trio
 
-from raft.core import Heartbeat, TimeoutNow
+from raft.core import AppendEntries, Entry, Heartbeat, TimeoutNow
 from raft.runtime import (
     Backoff,
     TcpTransport,
@@ -26,7 +29,7 @@ from raft.runtime import (
     encode_preamble,
     frame,
 )
-from raft.runtime._auth import NONCE_BYTES, AuthenticationError, client_handshake
+from raft.runtime._auth import NONCE_BYTES, AuthenticationError, client_handshake, server_handshake
 from raft.runtime._framed import FramedStream
 
 CLUSTER = "tcp-test"
@@ -245,6 +248,34 @@ async def test_a_removed_peer_is_hung_up_on_and_sent_nothing_more() -> None:
         with trio.fail_after(5):
             assert await two.incoming.receive() == _ping(1, 2, 7)
         assert one.counters.connections == 3  # two dialed (before and after), one accepted
+
+
+async def test_a_peer_that_resets_mid_write_is_redialed_and_the_loss_counted() -> None:
+    resets = 0
+
+    async def resetting_peer(stream: trio.SocketStream) -> None:
+        nonlocal resets
+        await server_handshake(
+            FramedStream(stream, CLUSTER), cluster_id=CLUSTER, node_id=2, secret=SECRET
+        )
+        await trio.sleep(0.05)  # not reading: the writer fills the socket buffers and blocks
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        resets += 1
+        await stream.aclose()  # with linger 0: a reset, under the writer's feet
+
+    big = AppendEntries(1, 1, 2, 0, 1, tuple(Entry(1, i, bytes(60_000)) for i in range(1, 5)), 0)
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(trio.serve_tcp, resetting_peer, 0, host=HOST)
+        [listener] = await nursery.start(serve)
+        port = listener.socket.getsockname()[1]
+        async with _transport(1, peers={2: (HOST, port)}) as one:
+            for cycle in range(1, 4):
+                for _ in range(100):
+                    one.send(big)
+                await _eventually(lambda: resets >= cycle)  # noqa: B023
+            await _eventually(lambda: one.counters.connections >= 4)
+            assert one.counters.dropped > 0
+        nursery.cancel_scope.cancel()
 
 
 def test_settings_are_checked() -> None:

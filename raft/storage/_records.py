@@ -94,17 +94,17 @@ def scan(data: bytes, path: Path, *, last: bool) -> Scan:
     """Read every frame of one segment file's bytes.
 
     In the `last` segment a crash may have cut the final write short, so an incomplete
-    header, a zero-filled tail, a payload running past the end, or a bad checksum on the very
-    last record ends the scan there (a torn tail). Anything else that fails a check, and
-    anything at all in a segment that is not the last, raises `CorruptedStorage`.
+    header, a header zeroed from some byte on to the end of the file, a payload running past
+    the end, or a bad checksum on the very last record ends the scan there (a torn tail).
+    Anything else that fails a check, and anything at all in a segment that is not the last,
+    raises `CorruptedStorage`.
     """
     records: list[tuple[int, Any]] = []
-    offset, size = 0, len(data)
     for offset, payload in _frames(data, path, last=last):
         if payload is None:
-            return Scan(tuple(records), offset, size)
+            return Scan(tuple(records), offset, len(data))
         records.append((offset, unpack(payload, path, offset)))
-    return Scan(tuple(records), size, size)
+    return Scan(tuple(records), len(data), len(data))
 
 
 def _frames(data: bytes, path: Path, *, last: bool) -> Iterator[tuple[int, bytes | None]]:
@@ -117,8 +117,10 @@ def _frames(data: bytes, path: Path, *, last: bool) -> Iterator[tuple[int, bytes
             return
         length, payload_crc, header_crc = HEADER.unpack_from(data, offset)
         if crc32c(data[offset : offset + 8]) != header_crc:
-            if last and not any(data[offset:]):
-                yield offset, None  # the file grew but the write never landed: zeros
+            # The file grew but the write landed only in part: the bytes from somewhere
+            # inside this header to the end are zeros.
+            if last and len(data[offset:].rstrip(b"\0")) < HEADER.size:
+                yield offset, None
                 return
             raise CorruptedStorage(path, offset, "record header checksum mismatch")
         end = offset + HEADER.size + length

@@ -1,10 +1,11 @@
 """The log on disk: numbered segment files of framed records, appended to and never edited.
 
-Segment `seq` lives in `log-<seq, 12 digits>.seg`. Its first record names `seq` and the final
-size of segment `seq - 1`, so a segment cut short at a record boundary, a missing segment or
-a misplaced file is caught, not read as a shorter log. Entries are replayed in segment order:
-a batch that starts at or before the last index replaces the suffix from there on, which is
-how Raft's truncation of an uncommitted suffix is recorded without rewriting anything.
+Segment `seq` lives in `log-<seq, 12 digits>.seg`. Its first record, written with its first
+append, names `seq` and the final size of segment `seq - 1`, so a segment cut short at a
+record boundary, a missing segment or a misplaced file is caught, not read as a shorter log.
+Entries are replayed in segment order: a batch that starts at or before the last index
+replaces the suffix from there on, which is how Raft's truncation of an uncommitted suffix is
+recorded without rewriting anything.
 A COMMIT record carries a commit index that moved without the term or vote.
 """
 
@@ -50,14 +51,17 @@ class SegmentLog:
     """The segment files of one storage directory: recovery, appends, rollover, deletion.
 
     Open it with `SegmentLog.open`; appends go to the last ("active") segment with one fsync
-    each, and roll over to a new segment once it holds `segment_bytes` or more.
+    each, and roll over to a new segment once it holds `segment_bytes` or more. Only the
+    active segment may be empty (a new one, or one whose only write was torn).
     """
 
     def __init__(self, directory: Path, segments: list[_Segment], segment_bytes: int) -> None:
         self._directory = directory
         self._segments = segments
         self._segment_bytes = segment_bytes
-        self._fd = self._open_active()
+        path = segments[-1].path
+        with translated(path, "open"):
+            self._fd = os.open(path, os.O_WRONLY)
 
     @classmethod
     def open(
@@ -95,7 +99,7 @@ class SegmentLog:
             if not create:
                 path = segment_path(directory, first_seq)
                 raise CorruptedStorage(path, 0, "log segment is missing")
-            _create_segment(directory, first_seq, 0)
+            os.close(_create_empty(directory, first_seq))
             seqs = [first_seq]
         if seqs != list(range(first_seq, first_seq + len(seqs))):
             missing = sorted(set(range(first_seq, seqs[-1])) - set(seqs))[0]
@@ -113,19 +117,11 @@ class SegmentLog:
             )
         if torn is not None:
             _cut(active.path, torn)
-        if active.size == 0:
-            previous = segments[-2].size if len(segments) > 1 else 0
-            active.size = _create_segment(directory, active.seq, previous)
         return cls(directory, segments, segment_bytes), log, committed
 
     def close(self) -> None:
         """Close the active segment's file."""
         os.close(self._fd)
-
-    @property
-    def first_seq(self) -> int:
-        """The number of the oldest segment kept."""
-        return self._segments[0].seq
 
     def append(self, entries: Sequence[Entry], commit: int | None = None) -> None:
         """Write `entries` (consecutive; maybe none) and a new `commit` index (if given) in
@@ -133,7 +129,12 @@ class SegmentLog:
         if self._segments[-1].size >= self._segment_bytes:
             self.roll()
         active = self._segments[-1]
-        records = entries_record(entries) if entries else b""
+        records = b""
+        if active.size == 0:
+            previous = self._segments[-2].size if len(self._segments) > 1 else 0
+            records = segment_header_record(active.seq, previous)
+        if entries:
+            records += entries_record(entries)
         if commit is not None:
             records += commit_record(commit)
         append_durably(self._fd, records, active.size, active.path)
@@ -142,13 +143,16 @@ class SegmentLog:
             active.last_index = max(active.last_index, entries[-1].index)
 
     def roll(self) -> int:
-        """Start a new, empty active segment (durably) and return its number."""
-        previous = self._segments[-1]
-        seq = previous.seq + 1
-        size = _create_segment(self._directory, seq, previous.size)
+        """Make the active segment a new, empty one (durably) and return its number; an
+        active segment that is still empty is kept as it is."""
+        active = self._segments[-1]
+        if active.size == 0:
+            return active.seq
+        seq = active.seq + 1
+        fd = _create_empty(self._directory, seq)
         os.close(self._fd)
-        self._segments.append(_Segment(seq, segment_path(self._directory, seq), size))
-        self._fd = self._open_active()
+        self._fd = fd
+        self._segments.append(_Segment(seq, segment_path(self._directory, seq), 0))
         return seq
 
     def first_seq_after_dropping(self, index: int) -> int:
@@ -170,28 +174,20 @@ class SegmentLog:
                 segment.path.unlink()
         fsync_directory(self._directory)
 
-    def _open_active(self) -> int:
-        path = self._segments[-1].path
-        with translated(path, "open"):
-            return os.open(path, os.O_WRONLY)
 
-
-def _create_segment(directory: Path, seq: int, previous_size: int) -> int:
-    """Create segment `seq` holding only its header, durably; returns its size."""
+def _create_empty(directory: Path, seq: int) -> int:
+    """Create segment `seq`, empty, and make its name durable; returns a descriptor open for
+    writing. On failure no file is left behind."""
     path = segment_path(directory, seq)
-    header = segment_header_record(seq, previous_size)
+    with translated(path, "create"):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with translated(path, "create"):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            append_durably(fd, header, 0, path)
-        finally:
-            os.close(fd)
+        fsync_directory(directory)
     except BaseException:
+        os.close(fd)
         path.unlink(missing_ok=True)
         raise
-    fsync_directory(directory)
-    return len(header)
+    return fd
 
 
 def _replay(segments: list[_Segment], start: Entry) -> tuple[list[Entry], int | None, int]:

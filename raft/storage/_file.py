@@ -69,38 +69,41 @@ class FileStorage:
             raise
 
     def _open(self, segment_bytes: int) -> None:
-        for leftover in self._directory.glob("*.tmp"):
-            leftover.unlink()
+        """Recover the directory: the state file, then the log it points at, then the
+        snapshot it names; remove whatever it does not name."""
         state_path = self._directory / "state"
-        fresh = not state_path.exists()
-        self._state = State() if fresh else read_state(state_path)
-        start, hard = self._state.start, self._state.hard_state
-        self._log, entries, commit = SegmentLog.open(
-            self._directory,
-            self._state.first_segment,
-            start,
-            hard.commit,
-            segment_bytes,
-            create=fresh,
-        )
+        with translated(self._directory, "open"):
+            for leftover in self._directory.glob("*.tmp"):
+                leftover.unlink()
+            fresh = not state_path.exists()
+            state = State() if fresh else read_state(state_path)
+            self._log, entries, commit = SegmentLog.open(
+                self._directory,
+                state.first_segment,
+                state.start,
+                state.hard_state.commit,
+                segment_bytes,
+                create=fresh,
+            )
         try:
-            if fresh and entries:
-                raise CorruptedStorage(state_path, 0, "state file is missing but the log is not")
-            if fresh:
-                write_state(state_path, self._state)
-            self._snapshot = None
-            if self._state.snapshot is not None:
-                self._snapshot = read_snapshot(self._directory, *self._state.snapshot)
+            with translated(self._directory, "open"):
+                if fresh and entries:
+                    raise CorruptedStorage(state_path, 0, "state file is missing, the log is not")
+                if fresh:
+                    write_state(state_path, state)
+                self._snapshot: Snapshot | None = None
+                current = None
+                if state.snapshot is not None:
+                    self._snapshot = read_snapshot(self._directory, *state.snapshot)
+                    current = snapshot_path(self._directory, *state.snapshot)
+                for path in self._directory.glob(PATTERN):
+                    if path != current:
+                        path.unlink()
         except BaseException:
             self._log.close()
             raise
-        self._entries = [start, *entries]
-        self._state = attrs.evolve(self._state, hard_state=attrs.evolve(hard, commit=commit))
-        for path in self._directory.glob(PATTERN):
-            if self._state.snapshot is None or path != snapshot_path(
-                self._directory, *self._state.snapshot
-            ):
-                path.unlink()
+        self._entries = [state.start, *entries]
+        self._state = attrs.evolve(state, hard_state=attrs.evolve(state.hard_state, commit=commit))
 
     def __repr__(self) -> str:
         return (
@@ -223,7 +226,7 @@ class FileStorage:
         if hard_state is not None and commit_only:
             self._state = attrs.evolve(self._state, hard_state=hard_state)
         elif hard_state is not None:
-            self._replace_state(hard_state=hard_state)
+            self._replace_state(attrs.evolve(self._state, hard_state=hard_state))
 
     def _check_entries(self, entries: Sequence[Entry], commit: int) -> None:
         first = entries[0].index
@@ -261,11 +264,10 @@ class FileStorage:
             raise ValueError(
                 f"snapshot at {index} has term {metadata.term}, the entry there {self.term(index)}"
             )
-        with self._writing():
-            first_segment = self._log.first_seq_after_dropping(index)
-        self._store_snapshot(Snapshot(metadata, data), first_segment, self._state.hard_state)
-        del self._entries[: index - offset]
-        self._entries[0] = self._state.start
+        first_segment = self._log.first_seq_after_dropping(index)
+        self._store_snapshot(
+            Snapshot(metadata, data), first_segment, self._state.hard_state, keep_log=True
+        )
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Persist a snapshot installed from the leader (`Ready.snapshot`): it replaces the
@@ -284,44 +286,33 @@ class FileStorage:
             )
         with self._writing():
             first_segment = self._log.roll()
-        self._store_snapshot(snapshot, first_segment, attrs.evolve(hard_state, commit=index))
-        self._entries = [self._state.start]
+        self._store_snapshot(
+            snapshot, first_segment, attrs.evolve(hard_state, commit=index), keep_log=False
+        )
 
     def _store_snapshot(
-        self, snapshot: Snapshot, first_segment: int, hard_state: HardState
+        self, snapshot: Snapshot, first_segment: int, hard_state: HardState, *, keep_log: bool
     ) -> None:
         """Write the snapshot's file, then the state file that makes it current (the one
-        atomic step), then remove what that made garbage: old segments, the old snapshot."""
+        atomic step), then remove what that made garbage: old segments, the old snapshot.
+        With `keep_log`, the entries after the snapshot stay; otherwise none do."""
         meta = snapshot.metadata
         previous = self._state.snapshot
+        start = Entry(meta.term, meta.index, b"")
         with self._writing():
             write_snapshot(self._directory, snapshot)
-            self._replace_state(
-                hard_state=hard_state,
-                start=Entry(meta.term, meta.index, b""),
-                first_segment=first_segment,
-                snapshot=(meta.index, meta.term),
-            )
+            self._replace_state(State(hard_state, start, first_segment, (meta.index, meta.term)))
+        kept = self._entries[meta.index - self._entries[0].index + 1 :] if keep_log else []
+        self._entries = [start, *kept]
+        self._snapshot = snapshot
+        with self._writing():
             self._log.remove_before(first_segment)
             if previous is not None:
-                snapshot_path(self._directory, *previous).unlink(missing_ok=True)
-        self._snapshot = snapshot
+                old = snapshot_path(self._directory, *previous)
+                with translated(old, "remove"):
+                    old.unlink(missing_ok=True)
 
-    def _replace_state(
-        self,
-        *,
-        hard_state: HardState | None = None,
-        start: Entry | None = None,
-        first_segment: int | None = None,
-        snapshot: tuple[int, int] | None = None,
-    ) -> None:
-        old = self._state
-        state = State(
-            hard_state or old.hard_state,
-            start or old.start,
-            first_segment or old.first_segment,
-            snapshot or old.snapshot,
-        )
+    def _replace_state(self, state: State) -> None:
         with self._writing():
             write_state(self._directory / "state", state)
         self._state = state

@@ -18,6 +18,7 @@ from raft.storage import (
     StorageError,
     StorageFull,
 )
+from raft.storage._segments import SegmentLog
 
 MEMBERS = Membership((1, 2, 3))
 
@@ -230,3 +231,61 @@ def test_committed_entries_are_never_replaced_and_commit_never_goes_back(tmp_pat
             storage.set_hard_state(HardState(1, 1, 1))
         storage.append(batch(2, 3, 1))
         assert storage.term(3) == 2
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+def test_a_crash_after_the_state_file_names_a_snapshot_leaves_garbage_that_open_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FileStorage(tmp_path, segment_bytes=64)
+    for first in range(1, 31, 3):
+        storage.append(batch(1, first, 3))
+    storage.set_hard_state(HardState(1, 1, 30))
+    storage.create_snapshot(SnapshotMetadata(10, 1, MEMBERS), b"first")
+    (tmp_path / "state.tmp").write_bytes(b"half a state file")
+
+    def crash(self: object, seq: int) -> None:
+        raise Crash
+
+    monkeypatch.setattr(SegmentLog, "remove_before", crash)
+    with pytest.raises(Crash):
+        storage.create_snapshot(SnapshotMetadata(25, 1, MEMBERS), b"second")
+    storage.close()
+    monkeypatch.undo()
+    left_behind = segments(tmp_path)
+
+    with FileStorage(tmp_path, segment_bytes=64) as reopened:
+        assert reopened.snapshot() == Snapshot(SnapshotMetadata(25, 1, MEMBERS), b"second")
+        assert (reopened.first_index(), reopened.last_index()) == (26, 30)
+        assert list(reopened.entries(26, 31)) == batch(1, 26, 5)
+    assert len(segments(tmp_path)) < len(left_behind)
+    assert len(list(tmp_path.glob("snapshot-*"))) == 1
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_installed_snapshot_refused_for_space_can_be_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = Snapshot(SnapshotMetadata(9, 2, MEMBERS), b"leader's")
+    storage = FileStorage(tmp_path)
+    storage.append(batch(1, 1, 4))
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    for _ in range(2):
+        with pytest.raises(StorageFull):
+            storage.apply_snapshot(snapshot)
+        assert (storage.snapshot(), storage.last_index()) == (None, 4)
+    monkeypatch.undo()
+    storage.save(HardState(2, None, 9), batch(2, 10, 1), snapshot)
+    storage.close()
+
+    with FileStorage(tmp_path) as reopened:
+        assert reopened.snapshot() == snapshot
+        assert list(reopened.entries(10, 11)) == batch(2, 10, 1)
+        assert reopened.initial_state() == HardState(2, None, 9)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 from pathlib import Path
 
 import pytest
 
-from raft import Entry, HardState
+from raft import Config, Entry, EntryKind, HardState, RaftNode
 from raft.core._membership import Membership
 from raft.storage import (
     CorruptedStorage,
@@ -289,3 +290,28 @@ def test_an_installed_snapshot_refused_for_space_can_be_retried(
         assert reopened.snapshot() == snapshot
         assert list(reopened.entries(10, 11)) == batch(2, 10, 1)
         assert reopened.initial_state() == HardState(2, None, 9)
+
+
+def test_a_node_restarted_from_its_directory_carries_on_where_it_stopped(tmp_path: Path) -> None:
+    def run(storage: FileStorage, commands: list[bytes]) -> list[bytes]:
+        node = RaftNode(Config(node_id=1, voters=(1,)), storage, random.Random(1))
+        node.campaign()
+        for command in commands:
+            node.propose(command)
+        applied = []
+        while node.has_ready():
+            ready = node.ready()
+            storage.save(ready.hard_state, ready.entries)
+            applied += [e.data for e in ready.committed_entries if e.kind == EntryKind.COMMAND]
+            node.advance(ready)
+        return applied
+
+    with FileStorage(tmp_path) as storage:
+        assert run(storage, [b"a", b"b"]) == [b"a", b"b"]
+        before = storage.initial_state()
+    with FileStorage(tmp_path) as storage:
+        assert storage.initial_state() == before
+        assert run(storage, [b"c"])[-1:] == [b"c"]
+        assert storage.initial_state().term == before.term + 1
+        commands = [e.data for e in storage.entries(1, storage.last_index() + 1) if e.data]
+        assert commands == [b"a", b"b", b"c"]

@@ -23,7 +23,7 @@ import attrs
 
 from raft.core import Entry, HardState
 from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
-from raft.storage._files import translated
+from raft.storage._files import fsync_directory, translated
 from raft.storage._segments import SegmentLog
 from raft.storage._snapshot import Snapshot, SnapshotMetadata
 from raft.storage._snapshot_file import PATTERN, read_snapshot, snapshot_path, write_snapshot
@@ -59,8 +59,10 @@ class FileStorage:
         self._directory = Path(directory)
         self._failed: BaseException | None = None
         self._closed = False
-        with translated(self._directory, "create"):
-            self._directory.mkdir(parents=True, exist_ok=True)
+        if not self._directory.is_dir():
+            with translated(self._directory, "create"):
+                self._directory.mkdir(parents=True)
+            fsync_directory(self._directory.parent)  # or a power cut could forget the directory
         self._lock = _lock(self._directory)
         try:
             self._open(segment_bytes)

@@ -21,7 +21,7 @@ reported as `CorruptedStorage`, never replayed. Snapshot support is checked when
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol, cast
 
@@ -105,14 +105,14 @@ class StorageConformance:
     # The Storage protocol.
 
     def test_new_storage_is_empty_with_a_zero_hard_state(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
 
         assert (storage.first_index(), storage.last_index(), storage.term(0)) == (1, 0, 0)
         assert storage.initial_state() == HardState(0, None, 0)
         assert list(storage.entries(1, 1)) == []
 
     def test_appended_entries_are_read_back_by_range_and_term(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         written = batch(1, 1, 2) + batch(2, 3, 1)
 
         storage.append(written)
@@ -127,7 +127,7 @@ class StorageConformance:
     def test_entries_outside_the_log_are_an_index_error(
         self, tmp_path: Path, low: int, high: int
     ) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 3))
 
         with pytest.raises(IndexError):
@@ -135,7 +135,7 @@ class StorageConformance:
 
     @pytest.mark.parametrize("index", [-1, 4])
     def test_term_outside_the_log_is_an_index_error(self, tmp_path: Path, index: int) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 3))
 
         with pytest.raises(IndexError):
@@ -144,7 +144,7 @@ class StorageConformance:
     # Truncation of an uncommitted suffix.
 
     def test_append_inside_the_log_replaces_the_suffix(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 5))
 
         storage.append(batch(3, 3, 2))
@@ -153,7 +153,7 @@ class StorageConformance:
         assert list(storage.entries(1, 5)) == batch(1, 1, 2) + batch(3, 3, 2)
 
     def test_a_shorter_replacement_shortens_the_log(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 5))
 
         storage.append(batch(4, 2, 1))
@@ -162,7 +162,7 @@ class StorageConformance:
         assert storage.term(2) == 4
 
     def test_append_of_nothing_changes_nothing(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 2))
 
         storage.append([])
@@ -170,7 +170,7 @@ class StorageConformance:
         assert list(storage.entries(1, 3)) == batch(1, 1, 2)
 
     def test_an_append_leaving_a_gap_is_refused_and_changes_nothing(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 2))
 
         with pytest.raises(ValueError, match="gap"):
@@ -181,7 +181,7 @@ class StorageConformance:
         assert list(storage.entries(1, 3)) == batch(1, 1, 2)
 
     def test_entries_read_before_a_replacement_keep_what_they_held(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 3))
         before = list(storage.entries(1, 4))
 
@@ -192,17 +192,17 @@ class StorageConformance:
     # Hard state and reopening.
 
     def test_the_hard_state_round_trips_through_a_reopen(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(5, 1, 3))
         storage.set_hard_state(HardState(term=5, vote=2, commit=3))
         storage.set_hard_state(HardState(term=6, vote=None, commit=3))
 
-        storage = self.reopen(storage, tmp_path)
+        storage = self._reopen(storage, tmp_path)
 
         assert storage.initial_state() == HardState(term=6, vote=None, commit=3)
 
     def test_reopen_returns_exactly_what_was_made_durable(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         storage.append(batch(1, 1, 10))
         storage.append(batch(2, 6, 3))
         storage.append(batch(3, 9, 4))
@@ -210,7 +210,7 @@ class StorageConformance:
         storage.set_hard_state(HardState(3, 1, 7))
         expected = list(storage.entries(1, storage.last_index() + 1))
 
-        storage = self.reopen(storage, tmp_path)
+        storage = self._reopen(storage, tmp_path)
 
         assert (storage.first_index(), storage.last_index()) == (1, 13)
         assert list(storage.entries(1, 14)) == expected
@@ -218,13 +218,13 @@ class StorageConformance:
         assert storage.initial_state() == HardState(3, 1, 7)
 
     def test_every_acknowledged_append_survives_each_reopen(self, tmp_path: Path) -> None:
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         expected: list[Entry] = []
         for term, first in [(1, 1), (1, 4), (2, 3), (2, 5), (4, 7)]:
             entries = batch(term, first, 3)
             storage.append(entries)
             expected[first - 1 :] = entries
-            storage = self.reopen(storage, tmp_path)
+            storage = self._reopen(storage, tmp_path)
             assert list(storage.entries(1, storage.last_index() + 1)) == expected
             storage.append(batch(term, first + 3, 1))
             expected.append(batch(term, first + 3, 1)[0])
@@ -236,7 +236,7 @@ class StorageConformance:
         self, tmp_path: Path, keep: float
     ) -> None:
         self._require("crash_points")
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         acknowledged = batch(1, 1, 6) + batch(2, 5, 4)
         storage.append(acknowledged[:6])
         storage.append(acknowledged[6:])
@@ -245,28 +245,30 @@ class StorageConformance:
         torn = batch(2, 9, 5)
 
         self.crash_mid_append(storage, tmp_path, torn, keep)
-        storage = self.reopen_after_crash(tmp_path)
+        self._forget(storage)
+        storage = self._open_after_crash(tmp_path)
 
         found = list(storage.entries(1, storage.last_index() + 1))
         assert found[: len(acknowledged)] == acknowledged
         assert found[len(acknowledged) :] == torn[: len(found) - len(acknowledged)]
         assert storage.initial_state() == HardState(2, 1, 4)
         storage.append(batch(3, 9, 2))
-        storage = self.reopen(storage, tmp_path)
+        storage = self._reopen(storage, tmp_path)
         assert list(storage.entries(1, 11)) == acknowledged + batch(3, 9, 2)
 
     def test_damage_to_an_acknowledged_record_is_reported(self, tmp_path: Path) -> None:
         self._require("crash_points")
-        storage = self.make_storage(tmp_path)
+        storage = self._open(tmp_path)
         for first in range(1, 10, 3):
             storage.append(batch(1, first, 3))
-        storage = self.reopen(storage, tmp_path)
+        storage = self._reopen(storage, tmp_path)
         self.close(storage)
+        self._forget(storage)
 
         self.damage_durable_record(tmp_path)
 
         with pytest.raises(CorruptedStorage):
-            self.reopen_after_crash(tmp_path)
+            self._open_after_crash(tmp_path)
 
     # Snapshots and compaction.
 
@@ -280,7 +282,7 @@ class StorageConformance:
 
         storage.create_snapshot(snapshot.metadata, snapshot.data)
 
-        for found in (storage, self._snapshots(self.reopen(storage, tmp_path))):
+        for found in self._now_and_after_reopen(storage, tmp_path):
             assert found.snapshot() == snapshot
             assert (found.first_index(), found.last_index(), found.term(7)) == (8, 10, 2)
             assert list(found.entries(8, 11)) == batch(2, 8, 3)
@@ -312,7 +314,7 @@ class StorageConformance:
         with pytest.raises(ValueError):
             storage.append(batch(3, 2, 1))
 
-        storage = self._snapshots(self.reopen(storage, tmp_path))
+        storage = self._snapshots(self._reopen(storage, tmp_path))
         assert (storage.first_index(), storage.term(2)) == (3, 1)
         assert list(storage.entries(3, 5)) == batch(3, 3, 2)
 
@@ -327,7 +329,7 @@ class StorageConformance:
         storage.apply_snapshot(snapshot)
         storage.append(batch(3, 21, 2))
 
-        for found in (storage, self._snapshots(self.reopen(storage, tmp_path))):
+        for found in self._now_and_after_reopen(storage, tmp_path):
             assert found.snapshot() == snapshot
             assert (found.first_index(), found.last_index(), found.term(20)) == (21, 22, 3)
             assert list(found.entries(21, 23)) == batch(3, 21, 2)
@@ -357,13 +359,46 @@ class StorageConformance:
         if close is not None:
             close()
 
+    @pytest.fixture(autouse=True)
+    def _close_what_tests_opened(self) -> Iterator[None]:
+        self._opened: list[WritableStorage] = []
+        yield
+        for storage in self._opened:
+            self.close(storage)
+
+    def _open(self, path: Path) -> WritableStorage:
+        storage = self.make_storage(path)
+        self._opened.append(storage)
+        return storage
+
+    def _open_after_crash(self, path: Path) -> WritableStorage:
+        storage = self.reopen_after_crash(path)
+        self._opened.append(storage)
+        return storage
+
+    def _reopen(self, storage: WritableStorage, path: Path) -> WritableStorage:
+        self._forget(storage)
+        storage = self.reopen(storage, path)
+        self._opened.append(storage)
+        return storage
+
+    def _forget(self, storage: WritableStorage) -> None:
+        self._opened = [opened for opened in self._opened if opened is not storage]
+
     def _require(self, capability: str) -> None:
         if not getattr(self, capability):
             pytest.skip(f"{type(self).__name__} does not declare {capability}")
 
     def _snapshot_storage(self, path: Path) -> SnapshotStorage:
         self._require("snapshots")
-        return self._snapshots(self.make_storage(path))
+        return self._snapshots(self._open(path))
+
+    def _now_and_after_reopen(
+        self, storage: SnapshotStorage, path: Path
+    ) -> Iterator[SnapshotStorage]:
+        """`storage`, then (once the caller has checked it) what a reopen gives."""
+        yield storage
+        yield self._snapshots(self._reopen(storage, path))
 
     def _snapshots(self, storage: WritableStorage) -> SnapshotStorage:
         return cast(SnapshotStorage, storage)

@@ -4,11 +4,13 @@ from raft.core._config import Config
 from raft.core._errors import (
     CommandTooLarge,
     LeadershipTransferInProgress,
+    MembershipChangeError,
     NodeFailed,
     NotLeader,
     RaftError,
     UsageError,
 )
+from raft.core._membership import Membership
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -42,6 +44,8 @@ __all__ = [
     "Heartbeat",
     "HeartbeatResponse",
     "LeadershipTransferInProgress",
+    "Membership",
+    "MembershipChangeError",
     "Message",
     "NodeFailed",
     "NotLeader",

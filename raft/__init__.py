@@ -36,6 +36,7 @@ from raft.core import (
     UsageError,
     VoteRequest,
     VoteResponse,
+    decode_membership,
 )
 from raft.storage import MemoryStorage
 
@@ -72,4 +73,5 @@ __all__ = [
     "UsageError",
     "VoteRequest",
     "VoteResponse",
+    "decode_membership",
 ]

@@ -18,6 +18,8 @@ almost never does:
   lasts, it crashes and restarts each node right after it grants a vote (it hears of every
   change of a node's hard state), before the other candidates' requests arrive. A node that
   forgot its vote in the crash votes twice in a term.
+
+`membership` changes the leader's configuration at random (see `sim._membership_nemesis`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import attrs
 
 from raft import RaftNode, Role
 from sim._cluster import Cluster
+from sim._membership_nemesis import MembershipChanges
 from sim._network import LinkFaults
 
 NEMESES = (
@@ -43,6 +46,7 @@ NEMESES = (
     "flaky-net",
     "leader-churn",
     "crash-restart",
+    "membership",
 )
 """Every kind of fault, by name; `all` picks among them at random."""
 
@@ -130,6 +134,7 @@ class Nemesis:
             "flaky-net": self._flaky_net,
             "leader-churn": self._leader_churn,
             "crash-restart": self._crash_restart,
+            "membership": MembershipChanges(rng).start,
         }
 
     def start(self, cluster: Cluster, stop_ns: int) -> None:

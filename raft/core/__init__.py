@@ -10,7 +10,7 @@ from raft.core._errors import (
     RaftError,
     UsageError,
 )
-from raft.core._membership import Membership
+from raft.core._membership import Membership, decode_membership
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -64,4 +64,5 @@ __all__ = [
     "UsageError",
     "VoteRequest",
     "VoteResponse",
+    "decode_membership",
 ]

@@ -67,7 +67,9 @@ class MembershipChanges:
         if len(voters) > MIN_VOTERS:
             choices.append("remove")
         if len(outsiders) >= 2 and len(voters) >= 2:
-            choices.append("replace-two")
+            # Twice as likely: a change of several voters is the one only joint consensus
+            # makes safe (thesis §4.3), the one most worth exercising.
+            choices += ["replace-two", "replace-two"]
         if not choices:
             return f"nothing to change in {membership}", stop
         action = rng.choice(choices)
@@ -90,7 +92,11 @@ class MembershipChanges:
             what, change = f"remove voter {voter}", lambda node: node.remove_voter(voter)
         else:
             count = 2 if action == "replace-two" else 1
-            gone, new = rng.sample(voters, count), rng.sample(outsiders, count)
+            # Followers when there are enough: `remove` already takes leaders away, and a
+            # leader that stays while the old majority loses it is the sharpest test.
+            followers = [voter for voter in voters if voter != leader]
+            gone = rng.sample(followers if len(followers) >= count else voters, count)
+            new = rng.sample(outsiders, count)
             wanted = sorted([*(voter for voter in voters if voter not in gone), *new])
             learners = [learner for learner in membership.learners if learner not in new]
             what = f"replace voters {sorted(gone)} by {sorted(new)}"

@@ -27,6 +27,7 @@ from raft import (
     NodeFailed,
     NotLeader,
     Role,
+    TimeoutNow,
     UsageError,
     VoteRequest,
     VoteResponse,
@@ -120,6 +121,32 @@ def test_a_learner_never_campaigns_nor_is_asked_to_vote() -> None:
     replicas[2].node.campaign()
     sent = deliver_all(replicas, messages_of(replicas[2]))
     assert not [m for m in sent if isinstance(m, VoteRequest) and m.recipient == 4]
+
+
+def test_a_learner_ignores_timeout_now() -> None:
+    replicas = group_with_joiners(3, (4,))
+    elect(replicas)
+    replicas[1].node.add_learner(4)
+    settle(replicas)
+    learner = replicas[4].node
+    learner.step(TimeoutNow(learner.term, 1, 4))
+    assert learner.role is Role.FOLLOWER
+    assert messages_of(replicas[4]) == []
+
+
+def test_a_leader_heard_only_by_learners_steps_down() -> None:
+    """Check-quorum counts voters only (thesis §6.2): a learner's answers keep no leader."""
+    replicas = group_with_joiners(3, (4, 5))
+    elect(replicas)
+    leader = replicas[1].node
+    leader.add_learner(4)
+    settle(replicas)
+    leader.add_learner(5)
+    settle(replicas)
+    for _ in range(25):
+        leader.tick()
+        deliver_all(replicas, messages_of(replicas[1]), drop=involving(2, 3))
+    assert leader.role is not Role.LEADER  # stepped down (and campaigns again, in vain)
 
 
 def test_leadership_cannot_go_to_a_learner() -> None:

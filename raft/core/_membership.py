@@ -137,10 +137,12 @@ class MembershipHistory:
 
     def any_between(self, low: int, high: int) -> bool:
         """Whether a CONFIG entry lies at an index in `low..high`."""
-        changes = self.changes
-        if not changes or changes[-1][0] < low:
-            return False
-        return any(low <= index <= high for index, _ in reversed(changes))
+        for index, _ in reversed(self.changes):
+            if index < low:
+                return False
+            if index <= high:
+                return True
+        return False
 
     def truncate_from(self, index: int) -> bool:
         """The log lost its entries from `index` on; True if the configuration changed."""

@@ -177,7 +177,7 @@ class RaftNode:
         """The configuration in effect on this node: the latest in its log, committed or not
         (thesis §4.1), else the one it started with; None for a joining node that has not yet
         received one. A driver learns of new members here."""
-        return self._state.memberships.current
+        return self._state.membership
 
     # ---- inputs ------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from raft.core._state import NodeState
 
 def current(state: NodeState) -> Membership:
     """The leader's configuration in effect (a leader always has one)."""
-    membership = state.memberships.current
+    membership = state.membership
     assert membership is not None, "a leader always has a configuration"
     return membership
 

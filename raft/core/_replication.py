@@ -72,7 +72,7 @@ def append_config(state: NodeState, membership: Membership) -> int:
 
 def leave_joint(state: NodeState) -> int:
     """Leader: the joint configuration committed; append its incoming half alone (§4.3)."""
-    membership = state.memberships.current
+    membership = state.membership
     assert membership is not None and membership.joint
     return append_config(state, Membership(membership.voters, (), membership.learners))
 
@@ -113,9 +113,8 @@ def maybe_commit(state: NodeState) -> bool:
     if index > log.committed and log.term(index) == state.term:
         log.commit_to(index)
         release_held_reads(state)
-        memberships = state.memberships
-        if memberships.index <= index and state.config.auto_leave:
-            membership = memberships.current
+        if state.memberships.index <= index and state.config.auto_leave:
+            membership = state.membership
             if membership is not None and membership.joint:
                 leave_joint(state)
         return True

@@ -130,7 +130,7 @@ class NodeState:
 
     def adopt_membership(self) -> None:
         """Derive quorum and peers from the configuration in effect (call after it changes)."""
-        membership = self.memberships.current
+        membership = self.membership
         node_id = self.node_id
         if membership is None:
             self.quorum = JointQuorum(())
@@ -156,7 +156,8 @@ class NodeState:
 
 def base_membership(config: Config, storage: Storage) -> Membership | None:
     """The configuration in effect before the log's first CONFIG entry: the voters the cluster
-    started with (None for a joining node, `Config.voters == ()`)."""
+    started with (None for a joining node, `Config.voters == ()`). The one place that decides
+    it: once logs are compacted, a snapshot's recorded membership belongs here."""
     return Membership(config.voters) if config.voters else None
 
 

@@ -12,14 +12,21 @@ import struct
 
 import attrs
 
+_LARGEST_ID = 2**64 - 1
+
 
 def _node_ids(instance: object, attribute: attrs.Attribute[tuple[int, ...]], value: object) -> None:
     if not isinstance(value, tuple):
         raise ValueError(f"Membership.{attribute.name} must be a tuple of node ids, got {value!r}")
     for node_id in value:
-        if isinstance(node_id, bool) or not isinstance(node_id, int) or node_id < 1:
+        if (
+            isinstance(node_id, bool)
+            or not isinstance(node_id, int)
+            or not 1 <= node_id <= _LARGEST_ID
+        ):
             raise ValueError(
-                f"Membership.{attribute.name}: node ids must be integers >= 1, got {node_id!r}"
+                f"Membership.{attribute.name}: node ids must be integers from 1 to 2**64 - 1 "
+                f"(what a CONFIG entry can hold), got {node_id!r}"
             )
     if len(set(value)) != len(value):
         raise ValueError(f"Membership.{attribute.name}: node ids must be unique, got {value!r}")

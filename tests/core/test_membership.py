@@ -391,6 +391,7 @@ def test_changes_are_refused_with_clear_errors() -> None:
         (lambda: leader.add_voter(2), "node 2 is already a voter"),
         (lambda: leader.add_learner(3), "node 3 is already a member"),
         (lambda: leader.add_voter(0), "invalid membership"),
+        (lambda: leader.add_learner(2**64), "invalid membership"),
         (lambda: leader.change_membership((1, 2, 3)), "already is"),
         (lambda: leader.change_membership(()), "cannot remove the last voter"),
         (lambda: leader.change_membership((1, 2), learners=(3,)), "cannot become learners"),

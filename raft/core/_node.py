@@ -348,7 +348,7 @@ class RaftNode:
         self._check_usable()
         try:
             membership = Membership(tuple(voters))
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
             raise MembershipChangeError(f"invalid membership: {error}") from error
         if self._state.node_id not in membership.voters:
             raise MembershipChangeError(

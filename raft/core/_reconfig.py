@@ -57,7 +57,7 @@ def change(state: NodeState, voters: Iterable[int], learners: Iterable[int]) -> 
         )
     try:
         wanted = Membership(tuple(voters), (), tuple(learners))
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         if "must not be empty" in str(error):
             raise MembershipChangeError("cannot remove the last voter") from error
         raise MembershipChangeError(f"invalid membership: {error}") from error

@@ -392,6 +392,7 @@ def test_changes_are_refused_with_clear_errors() -> None:
         (lambda: leader.add_learner(3), "node 3 is already a member"),
         (lambda: leader.add_voter(0), "invalid membership"),
         (lambda: leader.add_learner(2**64), "invalid membership"),
+        (lambda: leader.change_membership(5), "invalid membership"),  # type: ignore[arg-type]
         (lambda: leader.change_membership((1, 2, 3)), "already is"),
         (lambda: leader.change_membership(()), "cannot remove the last voter"),
         (lambda: leader.change_membership((1, 2), learners=(3,)), "cannot become learners"),
@@ -399,6 +400,7 @@ def test_changes_are_refused_with_clear_errors() -> None:
         with pytest.raises(MembershipChangeError, match=message):
             call()
     assert leader.membership == Membership((1, 2, 3))
+    leader.propose(b"still usable")
     with pytest.raises(NotLeader):
         replicas[2].node.add_voter(4)
     _, index = leader.add_learner(4)

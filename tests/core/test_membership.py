@@ -345,6 +345,23 @@ def test_a_removed_node_does_not_disrupt_the_cluster() -> None:
     assert replicas[3].node.role is Role.PRE_CANDIDATE
 
 
+def test_pre_vote_alone_keeps_a_removed_node_out() -> None:
+    """Without check-quorum the others answer its pre-votes, but refuse them: it never
+    received the configuration that removed it, so its log is behind theirs (§4.2.3, §9.6)."""
+    replicas = make_group(3, check_quorum=False)
+    elect(replicas)
+    leader = replicas[1].node
+    leader.remove_voter(3)
+    settle(replicas, drop=involving(3))
+    term = leader.term
+    for _ in range(200):
+        for replica in replicas.values():
+            replica.node.tick()
+            deliver_all(replicas, messages_of(replica))
+    assert leader.role is Role.LEADER
+    assert leader.term == replicas[2].node.term == term
+
+
 # ---- the log is the record -------------------------------------------------------------
 
 

@@ -16,6 +16,8 @@ from raft.core import (
     Heartbeat,
     HeartbeatResponse,
     LeadershipTransferInProgress,
+    Membership,
+    MembershipChangeError,
     Message,
     NodeFailed,
     NotLeader,
@@ -34,6 +36,7 @@ from raft.core import (
     UsageError,
     VoteRequest,
     VoteResponse,
+    decode_membership,
 )
 from raft.storage import (
     CorruptedStorage,
@@ -58,6 +61,8 @@ __all__ = [
     "Heartbeat",
     "HeartbeatResponse",
     "LeadershipTransferInProgress",
+    "Membership",
+    "MembershipChangeError",
     "MemoryStorage",
     "Message",
     "NodeFailed",
@@ -82,4 +87,5 @@ __all__ = [
     "UsageError",
     "VoteRequest",
     "VoteResponse",
+    "decode_membership",
 ]

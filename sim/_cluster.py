@@ -49,16 +49,23 @@ class Cluster:
         faults: LinkFaults | None = None,
         on_apply: ApplyListener | None = None,
         on_read: ReadListener | None = None,
+        spares: Iterable[int] = (),
         **config_options: Any,
     ) -> None:
-        ids = tuple(node_ids)
+        voters = tuple(node_ids)
+        ids = voters + tuple(spares)
+        self.initial_voters = voters
+        """The voters the cluster starts with; `spares` start with no membership, as nodes
+        joining a running cluster do (`Config(voters=())`)."""
         self.seed = seed
         self.now = 0
         self.tick_ns = tick_ns
         self.network = Network(random.Random(f"{seed}/network"), faults)
         self.replicas = {
             node_id: Replica(
-                Config(node_id=node_id, voters=ids, **config_options),
+                Config(
+                    node_id=node_id, voters=voters if node_id in voters else (), **config_options
+                ),
                 random.Random(f"{seed}/node/{node_id}"),
                 state_machine_factory,
                 on_apply,

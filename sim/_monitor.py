@@ -9,15 +9,16 @@ Online checks (each names the simulated time of the first offending event):
 * leader append-only — a node replaced persisted entries while it was leader.
 
 At the end: log matching over every node's final log, and durability — every write the clients
-were told succeeded is in the persisted log of a majority and in every log that reaches its
-index.
+were told succeeded is in the persisted log of a majority of the voters of the last committed
+configuration (every write was committed by a majority of them, or of a configuration whose
+commitment needed one of them: thesis §4.3) and in every log that reaches its index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from raft import Entry, Role
+from raft import Entry, EntryKind, Membership, Role, decode_membership
 from sim._cluster import Cluster
 from sim._invariants import Violation, log_matching
 
@@ -112,8 +113,9 @@ class Monitor:
     def _check_durability(self, acknowledged: Iterable[tuple[int, int]]) -> None:
         cluster = self._cluster
         assert cluster is not None
-        majority = len(cluster.replicas) // 2 + 1
-        storages = [replica.storage for _, replica in sorted(cluster.replicas.items())]
+        voters = committed_membership(cluster).voters
+        majority = len(voters) // 2 + 1
+        storages = [cluster.replicas[voter].storage for voter in voters]
         for index, term in sorted(acknowledged):
             holders = sum(
                 1
@@ -124,10 +126,20 @@ class Monitor:
                 self._report(
                     "durability",
                     f"acknowledged entry {index} (term {term}) is persisted on only {holders} "
-                    f"of {len(storages)} nodes",
+                    f"of its {len(storages)} voters",
                     None,
                 )
                 return
 
     def _now(self) -> int | None:
         return None if self._cluster is None else self._cluster.now
+
+
+def committed_membership(cluster: Cluster) -> Membership:
+    """The configuration the most advanced node knows committed: the last CONFIG entry up to
+    its commit index, else the voters the cluster started with."""
+    best = max(cluster.replicas.values(), key=lambda replica: replica.node.commit_index).node
+    for entry in reversed(best.log_entries(1, best.commit_index + 1)):
+        if entry.kind == EntryKind.CONFIG:
+            return decode_membership(entry.data)
+    return Membership(cluster.initial_voters)

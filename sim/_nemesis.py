@@ -22,6 +22,8 @@ almost never does:
   few hundred milliseconds, for as long as the fault lasts (thesis §3.10), while other faults
   may cut the target off or drop the `TimeoutNow`: leadership moves under load, and the
   transfers that fail must give the leader its proposals back.
+
+`membership` changes the leader's configuration at random (see `sim._membership_nemesis`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import attrs
 
 from raft import RaftError, RaftNode, Role
 from sim._cluster import Cluster
+from sim._membership_nemesis import MembershipChanges
 from sim._network import LinkFaults
 
 NEMESES = (
@@ -49,6 +52,7 @@ NEMESES = (
     "leader-churn",
     "crash-restart",
     "transfer",
+    "membership",
 )
 """Every kind of fault, by name; `all` picks among them at random."""
 
@@ -142,6 +146,7 @@ class Nemesis:
             "leader-churn": self._leader_churn,
             "crash-restart": self._crash_restart,
             "transfer": self._transfer,
+            "membership": MembershipChanges(rng).start,
         }
 
     def start(self, cluster: Cluster, stop_ns: int) -> None:
@@ -383,7 +388,9 @@ class Nemesis:
         leader = cluster.leader()
         if leader is not None and not cluster.is_paused(leader):
             node = cluster.replicas[leader].node
-            others = [peer for peer in sorted(node.progress()) if peer != leader]
+            membership = node.membership
+            voters = membership.voters if membership is not None else ()
+            others = [voter for voter in voters if voter != leader]
             if others:
                 with contextlib.suppress(RaftError):
                     node.transfer_leadership(self._rng.choice(others))

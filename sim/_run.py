@@ -19,6 +19,7 @@ from sim._cluster import Cluster
 from sim._history import history_from_records
 from sim._invariants import Violation, election_safety
 from sim._linearizability import check_linearizability
+from sim._membership_nemesis import spare_ids
 from sim._monitor import Monitor
 from sim._nemesis import Nemesis, parse_nemeses
 from sim._timeline import FaultSpan, Timeline, timeline_of
@@ -132,9 +133,11 @@ def run_simulation(seed: int, options: RunOptions | None = None) -> RunResult:
         monitor.on_apply(node_id, entry, result)
         workload.on_apply(node_id, entry, result)
 
+    kinds = parse_nemeses(options.nemesis)
     cluster = Cluster(
         range(1, options.nodes + 1),
         seed=seed,
+        spares=spare_ids(options.nodes, kinds),
         state_machine_factory=KVStore,
         on_apply=on_apply,
         on_read=workload.on_read,
@@ -143,9 +146,7 @@ def run_simulation(seed: int, options: RunOptions | None = None) -> RunResult:
         lease_reads=options.read_mode == "lease",
     )
     monitor.attach(cluster)
-    nemesis = Nemesis(
-        parse_nemeses(options.nemesis), random.Random(f"{seed}/nemesis"), workload.forget_node
-    )
+    nemesis = Nemesis(kinds, random.Random(f"{seed}/nemesis"), workload.forget_node)
     workload.start(cluster)
     nemesis.start(cluster, duration_ns - quiet_tail_ns)
     cluster.run_for(duration_ns - _SECOND)

@@ -4,11 +4,13 @@ from raft.core._config import Config
 from raft.core._errors import (
     CommandTooLarge,
     LeadershipTransferInProgress,
+    MembershipChangeError,
     NodeFailed,
     NotLeader,
     RaftError,
     UsageError,
 )
+from raft.core._membership import Membership, decode_membership
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -42,6 +44,8 @@ __all__ = [
     "Heartbeat",
     "HeartbeatResponse",
     "LeadershipTransferInProgress",
+    "Membership",
+    "MembershipChangeError",
     "Message",
     "NodeFailed",
     "NotLeader",
@@ -60,4 +64,5 @@ __all__ = [
     "UsageError",
     "VoteRequest",
     "VoteResponse",
+    "decode_membership",
 ]

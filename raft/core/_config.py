@@ -18,8 +18,8 @@ def _boolean(instance: Any, attribute: attrs.Attribute[bool], value: bool) -> No
 
 
 def _voter_ids(instance: Any, attribute: attrs.Attribute[tuple[int, ...]], value: Any) -> None:
-    if not isinstance(value, tuple) or not value:
-        raise ValueError(f"Config.voters must be a non-empty tuple of node ids, got {value!r}")
+    if not isinstance(value, tuple):
+        raise ValueError(f"Config.voters must be a tuple of node ids, got {value!r}")
     for node_id in value:
         if isinstance(node_id, bool) or not isinstance(node_id, int) or node_id < 1:
             raise ValueError(f"Config.voters: node ids must be integers >= 1, got {node_id!r}")
@@ -40,9 +40,11 @@ class Config:
     """
 
     node_id: int = attrs.field(validator=_positive_int)
-    """This node's id; must be one of `voters`."""
+    """This node's id; must be one of `voters` unless `voters` is empty."""
     voters: tuple[int, ...] = attrs.field(converter=_as_tuple, validator=_voter_ids)
-    """Ids of the voting members the cluster starts with, this node included."""
+    """Ids of the voting members the cluster starts with, this node included. Empty for a node
+    *joining* a running cluster: it starts with no membership, never campaigns, and waits for a
+    leader to send it the log, whose CONFIG entries tell it the configuration (thesis §4.1)."""
     election_ticks: int = attrs.field(default=10, validator=_positive_int)
     """A follower that hears no leader for a random number of ticks in
     [election_ticks, 2*election_ticks) starts an election (§5.2, §9.3)."""
@@ -68,8 +70,12 @@ class Config:
     """How many ticks a follower's clock may gain on the leader's within one election timeout;
     the lease is `election_ticks - max_clock_drift_ticks` ticks from its confirmation."""
 
+    auto_leave: bool = attrs.field(default=True, validator=_boolean)
+    """A leader leaves a joint configuration by itself once it commits (thesis §4.3); without
+    it the cluster stays joint until `RaftNode.leave_joint()` is called."""
+
     def __attrs_post_init__(self) -> None:
-        if self.node_id not in self.voters:
+        if self.voters and self.node_id not in self.voters:
             raise ValueError(
                 f"Config.node_id {self.node_id} must be one of Config.voters {self.voters}"
             )

@@ -5,7 +5,8 @@ Every role change happens in one `become_*` function here.
 
 from __future__ import annotations
 
-from raft.core._messages import TimeoutNow, VoteRequest, VoteResponse
+from raft.core._membership import Membership, encode_membership
+from raft.core._messages import Entry, EntryKind, TimeoutNow, VoteRequest, VoteResponse
 from raft.core._quorum import VoteResult
 from raft.core._replication import (
     append_noop,
@@ -72,22 +73,49 @@ def campaign(state: NodeState, pre_vote: bool, transfer: bool = False) -> None:
     else:
         become_candidate(state)
         term = state.term
+    _request_votes(state, term, pre_vote, transfer)
+
+
+def _request_votes(state: NodeState, term: int, pre_vote: bool, transfer: bool) -> None:
+    """Vote for ourselves and ask every other voter of the configuration in effect."""
     state.votes[state.node_id] = True
     if _tally(state, pre_vote):
         return
     log = state.log
     last_index, last_term = log.last_index(), log.last_term()
-    for peer in state.peers():
+    for peer in state.voting_peers:
         state.send(
             VoteRequest(term, state.node_id, peer, last_index, last_term, pre_vote, transfer)
         )
 
 
 def start_election(state: NodeState) -> None:
-    """The election timer fired, or the caller asked: campaign if we may vote at all."""
-    if state.node_id not in state.quorum.voters or state.role is Role.LEADER:
+    """The election timer fired, or the caller asked: campaign if we may vote at all (a
+    learner, a removed node or a joining one never does)."""
+    if not state.is_voter or state.role is Role.LEADER:
         return
     campaign(state, pre_vote=state.config.pre_vote)
+
+
+def force_membership(state: NodeState, membership: Membership) -> None:
+    """Disaster recovery: start a term of our own, put `membership` in our log at its head
+    (in effect at once, thesis §4.1) and campaign under it without pre-vote. Our last term is
+    then higher than any survivor's, so every survivor with no live leader grants its vote."""
+    become_candidate(state)
+    log = state.log
+    index = log.last_index() + 1
+    log.append([Entry(state.term, index, encode_membership(membership), EntryKind.CONFIG.value)])
+    state.memberships.record(index, membership)
+    state.adopt_membership()
+    _request_votes(state, state.term, pre_vote=False, transfer=False)
+
+
+def step_down_if_removed(state: NodeState) -> None:
+    """Leader: once a configuration that does not count us as a voter commits, hand the
+    cluster over: step down and stop heartbeating (thesis §4.2.2). Until then we keep
+    replicating, without counting ourselves toward its majorities."""
+    if not state.is_voter and state.memberships.index <= state.log.committed:
+        become_follower(state, state.term, None)
 
 
 def tick(state: NodeState) -> None:
@@ -156,7 +184,7 @@ def handle_vote_request(state: NodeState, message: VoteRequest) -> None:
 def handle_timeout_now(state: NodeState, message: TimeoutNow) -> None:
     """Follower: the leader hands over leadership; campaign at once, skipping pre-vote, which
     the voters would refuse while they still hear from that leader (thesis §3.10)."""
-    if state.node_id in state.quorum.voters:
+    if state.is_voter:
         campaign(state, pre_vote=False, transfer=True)
 
 

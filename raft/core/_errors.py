@@ -55,6 +55,12 @@ class LeadershipTransferInProgress(RaftError):
         )
 
 
+class MembershipChangeError(RaftError):
+    """A membership change was refused: it would be unsafe now (another change is pending, the
+    leader has not committed in its term yet), or it makes no sense (removing the last voter,
+    an id that is not what the call needs). Nothing changed; fix the request or retry later."""
+
+
 class UsageError(RaftError):
     """The caller broke the core's contract (for example `advance` without a `ready`)."""
 

@@ -20,6 +20,8 @@ class EntryKind(enum.IntEnum):
     """A client command for the state machine."""
     NOOP = 1
     """The empty entry a new leader appends to commit its predecessors' entries (§5.4.2, §8)."""
+    CONFIG = 2
+    """A cluster configuration (an encoded `Membership`), in effect once in a log (thesis §4.1)."""
 
 
 class Entry(NamedTuple):
@@ -100,6 +102,9 @@ class AppendEntries:
     prev_log_term: int
     entries: tuple[Entry, ...]
     leader_commit: int
+    carries_config: bool = False
+    """Whether `entries` holds a CONFIG entry: the leader knows where its configurations are,
+    so followers need not look at the kind of every entry it sends."""
 
 
 @attrs.frozen

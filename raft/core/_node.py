@@ -15,18 +15,20 @@ the election or replication logic for the node's role.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
-from raft.core import _election, _reads, _replication
+from raft.core import _election, _reads, _reconfig, _replication
 from raft.core._config import Config
 from raft.core._errors import (
     CommandTooLarge,
     LeadershipTransferInProgress,
+    MembershipChangeError,
     NodeFailed,
     NotLeader,
     UsageError,
 )
+from raft.core._membership import Membership
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -62,6 +64,12 @@ def _follow_and(handler: _Handler) -> _Handler:
     return handle
 
 
+def _handle_append_response(state: NodeState, message: AppendEntriesResponse) -> None:
+    _replication.handle_append_response(state, message)
+    if not state.is_voter:
+        _election.step_down_if_removed(state)
+
+
 def _ignore(state: NodeState, message: Message) -> None:
     """A message with nothing to do in this role (for example a vote reply after winning)."""
 
@@ -84,7 +92,7 @@ _HANDLERS: dict[Role, dict[type, _Handler]] = {
     Role.CANDIDATE: _CANDIDATE_HANDLERS,
     Role.LEADER: {
         VoteRequest: _election.handle_vote_request,
-        AppendEntriesResponse: _replication.handle_append_response,
+        AppendEntriesResponse: _handle_append_response,
         HeartbeatResponse: _replication.handle_heartbeat_response,
         ReadIndexRequest: _reads.handle_read_index_request,
     },
@@ -160,8 +168,16 @@ class RaftNode:
         return log.slice(max(low, log.first_index()), min(high, log.last_index() + 1))
 
     def progress(self) -> dict[int, Progress]:
-        """As leader: each voter's replication progress; empty otherwise."""
+        """As leader: each member's replication progress (voters, learners and itself); empty
+        otherwise."""
         return dict(self._state.progress)
+
+    @property
+    def membership(self) -> Membership | None:
+        """The configuration in effect on this node: the latest in its log, committed or not
+        (thesis §4.1), else the one it started with; None for a joining node that has not yet
+        received one. A driver learns of new members here."""
+        return self._state.membership
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -259,13 +275,87 @@ class RaftNode:
         state = self._state
         if state.role is not Role.LEADER:
             raise NotLeader(state.node_id, state.leader_id)
-        if type(target) is not int or target == state.node_id or target not in state.quorum.voters:
+        if type(target) is not int or target not in state.voting_peers:
             raise UsageError(
                 f"cannot transfer leadership to {target}: pick one of the other voters "
-                f"{list(state.peers())}"
+                f"{list(state.voting_peers)}"
             )
         try:
             _election.transfer_leadership(state, target)
+        except BaseException as error:
+            self._fail(error)
+
+    def change_membership(
+        self, voters: Iterable[int], learners: Iterable[int] = ()
+    ) -> tuple[int, int]:
+        """Leader: move the cluster to `voters` and `learners`; returns the (term, index) of
+        the CONFIG entry appended.
+
+        A change of voters enters the joint configuration (new `voters`, `outgoing` = the old
+        ones) in which every decision needs a majority of both (thesis §4.3); once that commits
+        the leader appends the new voters alone (unless `Config.auto_leave` is off: then call
+        `leave_joint`). A change of learners only is a single entry. Each configuration takes
+        effect on a node as soon as it is in its log (thesis §4.1). Learners becoming voters
+        must have caught up with the commit index.
+
+        Raises `NotLeader` on a non-leader, `LeadershipTransferInProgress` during a transfer,
+        and `MembershipChangeError` when the change is refused: another one is pending, the
+        leader has not committed an entry of its term yet, the configuration is joint, no
+        voter would be left, a learner is behind, or the ids make no sense.
+        """
+        return self._reconfigure(_reconfig.change, voters, learners)
+
+    def leave_joint(self) -> tuple[int, int]:
+        """Leader: leave a committed joint configuration, keeping its incoming voters (only
+        needed with `Config.auto_leave` off); returns the (term, index) of the entry."""
+        return self._reconfigure(_reconfig.leave)
+
+    def add_voter(self, node_id: int) -> tuple[int, int]:
+        """Leader: make a new node a voter, through a joint configuration. A learner first
+        (`add_learner`, then `promote_learner`) keeps the cluster available while it catches
+        up (thesis §4.2.1)."""
+        return self._reconfigure(_reconfig.add_voter, node_id)
+
+    def remove_voter(self, node_id: int) -> tuple[int, int]:
+        """Leader: remove a voter, through a joint configuration; a leader removing itself
+        steps down once the change commits (thesis §4.2.2)."""
+        return self._reconfigure(_reconfig.remove_voter, node_id)
+
+    def add_learner(self, node_id: int) -> tuple[int, int]:
+        """Leader: start replicating to a new non-voting member."""
+        return self._reconfigure(_reconfig.add_learner, node_id)
+
+    def promote_learner(self, node_id: int) -> tuple[int, int]:
+        """Leader: make a learner a voter once its log reached the commit index."""
+        return self._reconfigure(_reconfig.promote_learner, node_id)
+
+    def remove_learner(self, node_id: int) -> tuple[int, int]:
+        """Leader: stop replicating to a learner."""
+        return self._reconfigure(_reconfig.remove_learner, node_id)
+
+    def force_new_membership_unsafe(self, voters: Iterable[int]) -> None:
+        """DISASTER RECOVERY ONLY, UNSAFE: make `voters` the configuration, without the lost
+        majority's consent, and campaign under it.
+
+        Call it on exactly one survivor, the one with the most up-to-date log, once a majority
+        of the voters is lost for good. The node moves to a new term as a candidate, appends
+        the configuration (in effect at once) and asks `voters` for their votes, skipping
+        pre-vote; the other survivors adopt it when it replicates. Risks: entries committed by
+        the lost majority but missing here are lost; the nodes of the old configuration must
+        never come back with their old data (they could elect a second leader among
+        themselves); calling it on two nodes can elect two leaders. See docs/core.md.
+        """
+        self._check_usable()
+        try:
+            membership = Membership(tuple(voters))
+        except (TypeError, ValueError) as error:
+            raise MembershipChangeError(f"invalid membership: {error}") from error
+        if self._state.node_id not in membership.voters:
+            raise MembershipChangeError(
+                f"node {self._state.node_id} must be one of the voters it forces, {voters}"
+            )
+        try:
+            _election.force_membership(self._state, membership)
         except BaseException as error:
             self._fail(error)
 
@@ -341,6 +431,22 @@ class RaftNode:
             log.applied_to(ready.committed_entries[-1].index)
 
     # ---- internals ---------------------------------------------------------------------
+
+    def _reconfigure(self, change: Callable[..., int], *arguments: Any) -> tuple[int, int]:
+        """Run a leader's membership change; refusals leave the node as it was."""
+        self._check_usable()
+        state = self._state
+        if state.role is not Role.LEADER:
+            raise NotLeader(state.node_id, state.leader_id)
+        if state.transfer_target is not None:
+            raise LeadershipTransferInProgress(state.node_id, state.transfer_target)
+        try:
+            index = change(state, *arguments)
+        except MembershipChangeError:
+            raise
+        except BaseException as error:
+            self._fail(error)
+        return state.term, index
 
     def _apply_term_rules(self, message: Message) -> bool:
         """The rules every role follows for a message from another term (§5.1, thesis §9.6,

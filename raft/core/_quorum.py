@@ -54,3 +54,50 @@ class MajorityConfig:
     def has_quorum(self, active: Mapping[int, bool]) -> bool:
         """Whether a majority of voters is marked active."""
         return sum(1 for voter in self.voters if active.get(voter)) >= self.quorum
+
+
+class JointQuorum:
+    """The quorum of a configuration that may be joint (thesis §4.3): while voters change,
+    every decision needs a majority of the incoming voters *and* of the outgoing ones.
+
+    With no outgoing voters it is a plain majority of the incoming ones. A committed index is
+    the smaller of the two majorities'; a vote is won only when won in both halves and lost as
+    soon as it is lost in either; a quorum is active only when both halves are.
+    """
+
+    __slots__ = ("incoming", "outgoing", "voters")
+
+    def __init__(self, incoming: tuple[int, ...], outgoing: tuple[int, ...] = ()) -> None:
+        self.incoming = MajorityConfig(incoming)
+        self.outgoing = MajorityConfig(outgoing) if outgoing else None
+        self.voters: tuple[int, ...] = tuple(sorted({*incoming, *outgoing}))
+        """Every voter of either half, sorted."""
+
+    def __repr__(self) -> str:
+        outgoing = self.outgoing.voters if self.outgoing is not None else ()
+        return f"JointQuorum(incoming={self.incoming.voters}, outgoing={outgoing})"
+
+    def committed_index(self, match_index: Mapping[int, int]) -> int:
+        """The highest log index held by a majority of each half (missing voters hold 0)."""
+        index = self.incoming.committed_index(match_index)
+        if self.outgoing is None:
+            return index
+        return min(index, self.outgoing.committed_index(match_index))
+
+    def vote_result(self, votes: Mapping[int, bool]) -> VoteResult:
+        """WON once won in both halves, LOST once lost in either, PENDING otherwise."""
+        result = self.incoming.vote_result(votes)
+        if self.outgoing is None:
+            return result
+        other = self.outgoing.vote_result(votes)
+        if result is VoteResult.LOST or other is VoteResult.LOST:
+            return VoteResult.LOST
+        if result is VoteResult.WON and other is VoteResult.WON:
+            return VoteResult.WON
+        return VoteResult.PENDING
+
+    def has_quorum(self, active: Mapping[int, bool]) -> bool:
+        """Whether a majority of each half is marked active."""
+        if not self.incoming.has_quorum(active):
+            return False
+        return self.outgoing is None or self.outgoing.has_quorum(active)

@@ -43,11 +43,11 @@ def request_read(state: NodeState, context: bytes, requester: int) -> None:
         state.held_reads.append((context, requester))
         return
     index = state.log.committed
-    if len(state.quorum.voters) == 1 or lease_holds(state):
+    if state.quorum.voters == (state.node_id,) or lease_holds(state):
         _answer(state, index, context, requester)
         return
     if state.read_only.add(index, context, requester, state.node_id):
-        for peer in state.peers():
+        for peer in state.peers:
             state.send(
                 Heartbeat(
                     state.term,

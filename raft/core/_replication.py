@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 from itertools import count, repeat
 
+from raft.core._membership import Membership, decode_membership, encode_membership
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -22,6 +23,7 @@ from raft.core._state import NodeState
 # Building entries straight from tuples keeps the per-command cost of a proposal at C speed.
 _new_entry = partial(tuple.__new__, Entry)
 _COMMAND_KINDS = repeat(EntryKind.COMMAND.value)
+_CONFIG = EntryKind.CONFIG.value
 
 
 def reset_progress(state: NodeState) -> None:
@@ -29,10 +31,50 @@ def reset_progress(state: NodeState) -> None:
     (§5.3: nextIndex initialised to the leader's last log index + 1)."""
     next_index = state.log.last_index() + 1
     capacity = state.config.max_inflight_messages
-    state.progress = {voter: Progress(next_index, capacity) for voter in state.quorum.voters}
+    state.progress = {
+        member: Progress(next_index, capacity) for member in sorted((*state.peers, state.node_id))
+    }
     own = state.progress[state.node_id]
     own.match_index = next_index - 1
     own.become_replicate()
+
+
+def sync_progress(state: NodeState) -> None:
+    """Leader: the configuration changed; track every new member (probing from our last index,
+    as for a new leader) and forget those that left (thesis §4.1: replicate to all members)."""
+    progress = state.progress
+    members = {*state.peers, state.node_id}
+    for gone in [node for node in progress if node not in members]:
+        del progress[gone]
+        state.acked_rounds.pop(gone, None)
+        if gone == state.transfer_target:
+            state.transfer_target = None
+    next_index = state.log.last_index() + 1
+    for member in state.peers:
+        if member not in progress:
+            progress[member] = Progress(next_index, state.config.max_inflight_messages)
+
+
+def append_config(state: NodeState, membership: Membership) -> int:
+    """Leader: append a CONFIG entry; it takes effect at once, being in our log (thesis §4.1),
+    and goes to every member of the new configuration. Returns its index."""
+    log = state.log
+    index = log.last_index() + 1
+    log.append([Entry(state.term, index, encode_membership(membership), _CONFIG)])
+    state.memberships.record(index, membership)
+    state.adopt_membership()
+    sync_progress(state)
+    state.progress[state.node_id].acknowledged(index)
+    maybe_commit(state)
+    broadcast_append(state)
+    return index
+
+
+def leave_joint(state: NodeState) -> int:
+    """Leader: the joint configuration committed; append its incoming half alone (§4.3)."""
+    membership = state.membership
+    assert membership is not None and membership.joint
+    return append_config(state, Membership(membership.voters, (), membership.learners))
 
 
 def append_entries(state: NodeState, entries: Sequence[Entry]) -> None:
@@ -71,6 +113,10 @@ def maybe_commit(state: NodeState) -> bool:
     if index > log.committed and log.term(index) == state.term:
         log.commit_to(index)
         release_held_reads(state)
+        if state.memberships.index <= index and state.config.auto_leave:
+            membership = state.membership
+            if membership is not None and membership.joint:
+                leave_joint(state)
         return True
     return False
 
@@ -97,6 +143,7 @@ def send_append(state: NodeState, peer: int, send_if_empty: bool) -> bool:
             log.term(prev_index),
             tuple(entries),
             log.committed,
+            bool(entries) and state.memberships.any_between(prev_index + 1, entries[-1].index),
         )
     )
     if entries:
@@ -114,7 +161,7 @@ def send_all_possible(state: NodeState, peer: int) -> None:
 
 def broadcast_append(state: NodeState, send_if_empty: bool = False) -> None:
     """Send every follower what it is missing (with `send_if_empty`, at least the commit)."""
-    for peer in state.peers():
+    for peer in state.peers:
         if send_if_empty:
             send_append(state, peer, send_if_empty=True)
         send_all_possible(state, peer)
@@ -125,7 +172,7 @@ def broadcast_heartbeat(state: NodeState) -> None:
     take: no further than what it is known to hold, whatever is still in flight to it."""
     committed = state.log.committed
     context = state.read_only.newest_context()
-    for peer in state.peers():
+    for peer in state.peers:
         commit = min(state.progress[peer].match_index, committed)
         state.send(Heartbeat(state.term, state.node_id, peer, commit, state.clock, context))
 
@@ -149,7 +196,8 @@ def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> 
         progress.inflights.free_up_to(message.match_index)
     # A new commit index reaches the followers with their next append or heartbeat, as in the
     # paper (§5.3), not in a message of its own: that would double the messages per command.
-    maybe_commit(state)
+    if maybe_commit(state) and message.sender not in state.progress:
+        return  # the commit left a joint configuration without the sender
     send_all_possible(state, message.sender)
     if message.sender == state.transfer_target:
         send_timeout_now_if_caught_up(state)
@@ -222,9 +270,25 @@ def handle_append_entries(state: NodeState, message: AppendEntries) -> None:
         # reordered older append must not truncate entries we already acknowledged (§5.3).
         position = log.find_conflict(entries)
         if position < len(entries):
-            log.append(entries[position:] if position else entries)
+            new = entries[position:] if position else entries
+            log.append(new)
+            if message.carries_config or new[0].index <= state.memberships.index:
+                _track_configs(state, new)
     log.commit_to(min(message.leader_commit, last_new))
     state.send(AppendEntriesResponse(state.term, state.node_id, reply_to, True, last_new))
+
+
+def _track_configs(state: NodeState, new: Sequence[Entry]) -> None:
+    """Follower: `new` replaced our log from its first index on, bringing CONFIG entries or
+    cutting some off: those cut off are no longer in effect, those in `new` are (§4.1)."""
+    memberships = state.memberships
+    changed = memberships.truncate_from(new[0].index)
+    for entry in new:
+        if entry.kind == _CONFIG:
+            memberships.record(entry.index, decode_membership(entry.data))
+            changed = True
+    if changed:
+        state.adopt_membership()
 
 
 def handle_heartbeat(state: NodeState, message: Heartbeat) -> None:

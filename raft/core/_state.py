@@ -7,9 +7,14 @@ import random
 
 from raft.core._config import Config
 from raft.core._log import RaftLog
-from raft.core._messages import Message
+from raft.core._membership import (
+    Membership,
+    MembershipHistory,
+    decode_membership,
+)
+from raft.core._messages import EntryKind, Message
 from raft.core._progress import Progress
-from raft.core._quorum import MajorityConfig
+from raft.core._quorum import JointQuorum
 from raft.core._read_only import ReadOnly, ReadState
 from raft.core._storage import Storage
 
@@ -37,10 +42,13 @@ class NodeState:
         "election_elapsed",
         "heartbeat_elapsed",
         "held_reads",
+        "is_voter",
         "leader_id",
         "log",
+        "memberships",
         "messages",
         "node_id",
+        "peers",
         "progress",
         "quorum",
         "randomized_election_timeout",
@@ -55,6 +63,7 @@ class NodeState:
         "transfer_target",
         "vote",
         "votes",
+        "voting_peers",
     )
 
     def __init__(self, config: Config, storage: Storage, rng: random.Random) -> None:
@@ -67,7 +76,16 @@ class NodeState:
         self.role = Role.FOLLOWER
         self.leader_id: int | None = None
         self.log = RaftLog(storage)
-        self.quorum = MajorityConfig(config.voters)
+        self.memberships = membership_history(config, storage)
+        self.quorum = JointQuorum(())
+        """Who decides: the voters of the configuration in effect, both halves while joint."""
+        self.peers: tuple[int, ...] = ()
+        """The other members, in id order: whom a leader replicates to and heartbeats."""
+        self.voting_peers: tuple[int, ...] = ()
+        """The other voters (of either half), in id order: whom a candidate asks for votes."""
+        self.is_voter = False
+        """Whether this node votes in the configuration in effect."""
+        self.adopt_membership()
         self.progress: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
         self.messages: list[Message] = []
@@ -105,10 +123,24 @@ class NodeState:
         self.transfer_elapsed = 0
         self.timeout_now_sent = False
 
-    def peers(self) -> tuple[int, ...]:
-        """The other voters, in configuration order (deterministic)."""
+    @property
+    def membership(self) -> Membership | None:
+        """The configuration in effect: the latest in the log (thesis §4.1), else the base."""
+        return self.memberships.current
+
+    def adopt_membership(self) -> None:
+        """Derive quorum and peers from the configuration in effect (call after it changes)."""
+        membership = self.membership
         node_id = self.node_id
-        return tuple(voter for voter in self.quorum.voters if voter != node_id)
+        if membership is None:
+            self.quorum = JointQuorum(())
+            self.peers = self.voting_peers = ()
+            self.is_voter = False
+            return
+        self.quorum = JointQuorum(membership.voters, membership.outgoing)
+        self.peers = tuple(member for member in membership.members() if member != node_id)
+        self.voting_peers = tuple(voter for voter in self.quorum.voters if voter != node_id)
+        self.is_voter = membership.is_voter(node_id)
 
     def reset_election_timer(self) -> None:
         """Restart the election timer with a fresh random timeout (§5.2: randomized so split
@@ -120,3 +152,22 @@ class NodeState:
     def send(self, message: Message) -> None:
         """Queue a message for the next `Ready`."""
         self.messages.append(message)
+
+
+def base_membership(config: Config, storage: Storage) -> Membership | None:
+    """The configuration in effect before the log's first CONFIG entry: the voters the cluster
+    started with (None for a joining node, `Config.voters == ()`). The one place that decides
+    it: once logs are compacted, a snapshot's recorded membership belongs here."""
+    return Membership(config.voters) if config.voters else None
+
+
+def membership_history(config: Config, storage: Storage) -> MembershipHistory:
+    """The base configuration and every CONFIG entry the stored log holds (on restart)."""
+    history = MembershipHistory(base_membership(config, storage))
+    config_kind = EntryKind.CONFIG.value
+    first, last = storage.first_index(), storage.last_index()
+    if last >= first:
+        for entry in storage.entries(first, last + 1):
+            if entry.kind == config_kind:
+                history.record(entry.index, decode_membership(entry.data))
+    return history

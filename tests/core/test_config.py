@@ -23,7 +23,7 @@ POSITIVE_INT_FIELDS = (
     "max_bytes_per_message",
     "max_inflight_messages",
 )
-BOOL_FIELDS = ("pre_vote", "check_quorum")
+BOOL_FIELDS = ("pre_vote", "check_quorum", "auto_leave")
 
 
 def config_with(**fields: Any) -> Config:
@@ -76,16 +76,17 @@ def test_node_id_must_be_one_of_the_voters() -> None:
 
 
 @pytest.mark.parametrize("voters", [(), []], ids=["empty-tuple", "empty-list"])
-def test_empty_voters_are_rejected(voters: object) -> None:
-    with pytest.raises(ValueError, match=r"Config\.voters must be a non-empty tuple"):
-        config_with(voters=voters)
+def test_empty_voters_make_a_joining_node(voters: object) -> None:
+    """A node joining a running cluster starts with no membership (thesis §4.1): the leader's
+    log will bring it; `node_id` need not be in the empty voters."""
+    assert config_with(node_id=4, voters=voters).voters == ()
 
 
 @pytest.mark.parametrize(
     "voters", [{1, 2, 3}, "123", 3, None, range(1, 4)], ids=["set", "str", "int", "None", "range"]
 )
 def test_voters_that_are_not_a_sequence_of_ids_are_rejected(voters: object) -> None:
-    with pytest.raises(ValueError, match=r"Config\.voters must be a non-empty tuple"):
+    with pytest.raises(ValueError, match=r"Config\.voters must be a tuple of node ids"):
         config_with(voters=voters)
 
 
@@ -185,12 +186,11 @@ def bad_fields(fields: dict[str, Any]) -> set[str]:
     voters = values["voters"]
     if (
         not isinstance(voters, tuple | list)
-        or not voters
         or not all(map(is_positive_int, voters))
         or len(set(voters)) != len(voters)
     ):
         bad.add("voters")
-    if not bad and values["node_id"] not in voters:
+    if not bad and voters and values["node_id"] not in voters:
         bad |= {"node_id", "voters"}
     if not bad and values["heartbeat_ticks"] >= values["election_ticks"]:
         bad |= {"heartbeat_ticks", "election_ticks"}

@@ -3,19 +3,21 @@ election safety, leader append-only, log matching or state machine safety (Figur
 
 Hypothesis drives a small cluster through a pool of in-flight messages: any message may be
 delivered next, dropped or duplicated; nodes tick, crash and restart, and leaders take
-proposals. The invariants are checked after every step; a failure shrinks to a short list of
+proposals and membership changes (two spare nodes start with no membership, ready to join).
+The invariants are checked after every step; a failure shrinks to a short list of
 steps that replays exactly (every node's randomness comes from the drawn seed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from raft import Config, Entry, Message, Role
+from raft import Config, Entry, MembershipChangeError, Message, Role
 from sim._invariants import election_safety, log_matching, state_machine_safety
 from sim._replica import Replica
 from tests.builders import AppliedLog
@@ -36,10 +38,15 @@ class RandomSchedule(RuleBasedStateMachine):
     @initialize(size=st.sampled_from([3, 5]), seed=st.integers(0, 2**32 - 1))
     def build(self, size: int, seed: int) -> None:
         voters = tuple(range(1, size + 1))
-        for node_id in voters:
+        for node_id in range(1, size + 3):
             self.applied[node_id] = []
             self.replicas[node_id] = Replica(
-                Config(node_id=node_id, voters=voters, election_ticks=5, max_inflight_messages=4),
+                Config(
+                    node_id=node_id,
+                    voters=voters if node_id in voters else (),
+                    election_ticks=5,
+                    max_inflight_messages=4,
+                ),
                 random.Random(f"{seed}/{node_id}"),
                 AppliedLog,
                 on_apply=self._record_apply,
@@ -104,6 +111,15 @@ class RandomSchedule(RuleBasedStateMachine):
             self.proposals += count
             replica.node.propose_batch(commands)
             self._flush(replica)
+
+    @rule(voters=st.sets(st.integers(1, 7), max_size=5))
+    def change_membership(self, voters: set[int]) -> None:
+        """Any leader is asked for any change of voters; refusals are fine (thesis ch. 4)."""
+        for replica in self.replicas.values():
+            if replica.up and replica.node.role is Role.LEADER:
+                with contextlib.suppress(MembershipChangeError):
+                    replica.node.change_membership(sorted(voters & set(self.replicas)))
+                self._flush(replica)
 
     @rule(pick=st.integers(0, 4))
     def crash_and_restart(self, pick: int) -> None:

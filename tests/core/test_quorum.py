@@ -6,10 +6,12 @@ are slow and obviously right, which is the point.
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from raft.core._quorum import MajorityConfig, VoteResult
+from raft.core._quorum import JointQuorum, MajorityConfig, VoteResult
 
 # Derandomized: the same examples every run, so a failure replays exactly (STYLE 14).
 deterministic = settings(derandomize=True, max_examples=500, deadline=None)
@@ -117,3 +119,114 @@ def test_committed_index_never_exceeds_what_a_majority_acknowledged(
     for voter in voters:
         raised = {**match_index, voter: match_index.get(voter, 0) + 1}
         assert quorum.committed_index(raised) >= committed
+
+
+# ---- joint quorums (thesis §4.3) ------------------------------------------------------
+
+half = st.lists(st.integers(1, 10), min_size=1, max_size=5, unique=True).map(tuple)
+maybe_half = st.one_of(st.just(()), half)
+
+
+def majority_holds(voters: tuple[int, ...], holders: set[int]) -> bool:
+    """More than half of `voters` are in `holders` (an empty half agrees to anything)."""
+    return not voters or 2 * sum(1 for voter in voters if voter in holders) > len(voters)
+
+
+def naive_joint_committed_index(
+    incoming: tuple[int, ...], outgoing: tuple[int, ...], match_index: dict[int, int]
+) -> int:
+    """The largest index that a majority of each half holds, trying every index there is."""
+    best = 0
+    for candidate in {0, *match_index.values()}:
+        holders = {voter for voter, index in match_index.items() if index >= candidate}
+        if majority_holds(incoming, holders) and majority_holds(outgoing, holders):
+            best = max(best, candidate)
+    return best
+
+
+def naive_joint_vote_result(
+    incoming: tuple[int, ...], outgoing: tuple[int, ...], votes: dict[int, bool]
+) -> VoteResult:
+    """Try every way the missing voters could still answer: won if a majority of both halves
+    grants whatever they say, lost if it never does, pending otherwise."""
+    voters = sorted({*incoming, *outgoing})
+    missing = [voter for voter in voters if voter not in votes]
+    outcomes = set()
+    for answers in itertools.product((True, False), repeat=len(missing)):
+        complete = {**votes, **dict(zip(missing, answers, strict=True))}
+        granted = {voter for voter in voters if complete.get(voter)}
+        outcomes.add(majority_holds(incoming, granted) and majority_holds(outgoing, granted))
+    if outcomes == {True}:
+        return VoteResult.WON
+    if outcomes == {False}:
+        return VoteResult.LOST
+    return VoteResult.PENDING
+
+
+@st.composite
+def joint_and_match_indexes(
+    draw: st.DrawFn,
+) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, int]]:
+    incoming, outgoing = draw(half), draw(maybe_half)
+    known = draw(st.lists(st.sampled_from(sorted({*incoming, *outgoing})), unique=True))
+    return incoming, outgoing, {voter: draw(st.integers(0, 6)) for voter in known}
+
+
+@st.composite
+def joint_and_votes(
+    draw: st.DrawFn,
+) -> tuple[tuple[int, ...], tuple[int, ...], dict[int, bool]]:
+    incoming, outgoing = draw(half), draw(maybe_half)
+    known = draw(st.lists(st.sampled_from(sorted({*incoming, *outgoing})), unique=True))
+    return incoming, outgoing, {voter: draw(st.booleans()) for voter in known}
+
+
+@deterministic
+@given(joint_and_match_indexes())
+def test_joint_committed_index_is_what_a_majority_of_both_halves_holds(
+    case: tuple[tuple[int, ...], tuple[int, ...], dict[int, int]],
+) -> None:
+    incoming, outgoing, match_index = case
+    expected = naive_joint_committed_index(incoming, outgoing, match_index)
+    assert JointQuorum(incoming, outgoing).committed_index(match_index) == expected
+
+
+@deterministic
+@given(joint_and_votes())
+def test_joint_vote_result_matches_every_possible_outcome(
+    case: tuple[tuple[int, ...], tuple[int, ...], dict[int, bool]],
+) -> None:
+    incoming, outgoing, votes = case
+    expected = naive_joint_vote_result(incoming, outgoing, votes)
+    assert JointQuorum(incoming, outgoing).vote_result(votes) is expected
+
+
+@deterministic
+@given(joint_and_votes())
+def test_joint_has_quorum_needs_a_majority_of_each_half(
+    case: tuple[tuple[int, ...], tuple[int, ...], dict[int, bool]],
+) -> None:
+    incoming, outgoing, marks = case
+    active = {voter for voter, mark in marks.items() if mark}
+    expected = majority_holds(incoming, active) and majority_holds(outgoing, active)
+    assert JointQuorum(incoming, outgoing).has_quorum(marks) is expected
+
+
+@deterministic
+@given(half, half, st.data())
+def test_any_two_joint_quorums_of_one_configuration_intersect_in_each_half(
+    incoming: tuple[int, ...], outgoing: tuple[int, ...], data: st.DataObject
+) -> None:
+    """Why joint consensus is safe (§4.3): two sets that each win a joint vote share a voter
+    of the old configuration and one of the new, so no two leaders of one term, and a
+    committed entry reaches every later winner."""
+    quorum = JointQuorum(incoming, outgoing)
+    voters = sorted({*incoming, *outgoing})
+    first = set(data.draw(st.lists(st.sampled_from(voters), unique=True)))
+    second = set(data.draw(st.lists(st.sampled_from(voters), unique=True)))
+    if all(
+        quorum.vote_result(dict.fromkeys(group, True)) is VoteResult.WON
+        for group in (first, second)
+    ):
+        assert first & second & set(incoming)
+        assert first & second & set(outgoing)

@@ -113,8 +113,9 @@ def test_a_stream_splits_into_its_messages_however_it_arrives(
 def test_the_wire_format_is_pinned() -> None:
     """Changing a message's fields changes the wire format: bump PROTOCOL_VERSION with it."""
     append = AppendEntries(2, 1, 3, 4, 1, (Entry(2, 5, b"x"),), 4)
-    assert encode_message(append) == bytes.fromhex("9803020103040191940205c401780004")
-    assert msgpack.unpackb(encode_message(append)) == [3, 2, 1, 3, 4, 1, [[2, 5, b"x", 0]], 4]
+    assert encode_message(append) == bytes.fromhex("9903020103040191940205c401780004c2")
+    fields = [3, 2, 1, 3, 4, 1, [[2, 5, b"x", 0]], 4, False]
+    assert msgpack.unpackb(encode_message(append)) == fields
     vote = VoteRequest(7, 1, 2, 10, 6, pre_vote=True)
     assert msgpack.unpackb(encode_message(vote)) == [1, 7, 1, 2, 10, 6, True, False]
     assert encode_preamble("c") == b"TRFT" + bytes([PROTOCOL_VERSION, 1]) + b"c"
@@ -135,13 +136,13 @@ def test_the_wire_format_is_pinned() -> None:
         ([9, 1.0, 2, 3], "non-negative integer"),
         ([2, 1, 2, 3, 1, False], "boolean"),
         ([7, 1, 2, 3, "text"], "bytes"),
-        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", 99]], 0], "unknown entry kind"),
-        ([3, 1, 2, 3, 4, 5, [[1, 2, b""]], 0], "each entry must be an array"),
-        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", 0], 5], 0], "each entry must be an array"),
-        ([3, 1, 2, 3, 4, 5, [[1, -2, b"", 0]], 0], "non-negative integers"),
-        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", True]], 0], "unknown entry kind"),
-        ([3, 1, 2, 3, 4, 5, 7, 0], "expected an array"),
-        ([3, 1, 2, 3, 4, 5, [[1, 2, "s", 0]], 0], "bytes"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", 99]], 0, False], "unknown entry kind"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b""]], 0, False], "each entry must be an array"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", 0], 5], 0, False], "each entry must be an array"),
+        ([3, 1, 2, 3, 4, 5, [[1, -2, b"", 0]], 0, False], "non-negative integers"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, b"", True]], 0, False], "unknown entry kind"),
+        ([3, 1, 2, 3, 4, 5, 7, 0, False], "expected an array"),
+        ([3, 1, 2, 3, 4, 5, [[1, 2, "s", 0]], 0, False], "bytes"),
     ],
 )
 def test_malformed_messages_are_refused_with_a_reason(values: Any, reason: str) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 import pytest
 
-from raft.core import _election, _log, _node, _replication
+from raft.core import _election, _log, _node, _reconfig, _replication
+from raft.core._membership import Membership
 from raft.core._messages import Entry, HardState, VoteRequest
 from raft.core._state import NodeState, Role
 from sim import RunOptions, RunResult, Workload, run_simulation
@@ -134,6 +135,21 @@ def plant_stale_leader_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Workload, "_arrive", arrive_reading_at_leader)
 
 
+def plant_membership_without_joint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change of more than one voter (a replacement, or several at once) skips the joint
+    configuration: the leader appends the new voters alone. Nodes that have the entry decide
+    by the new voters, nodes that lack it by the old ones, and the two majorities can be
+    disjoint (thesis §4.3, Figure 4.2)."""
+    append_config = _reconfig.append_config
+
+    def append_new_voters_directly(state: NodeState, membership: Membership) -> int:
+        if membership.joint and len(set(membership.voters) ^ set(membership.outgoing)) > 1:
+            membership = Membership(membership.voters, (), membership.learners)
+        return append_config(state, membership)
+
+    monkeypatch.setattr(_reconfig, "append_config", append_new_voters_directly)
+
+
 @attrs.frozen
 class PlantedBug:
     """A bug to plant, the scenario that finds it fastest, and what finding it means."""
@@ -181,6 +197,13 @@ PLANTED_BUGS = (
         plant_stale_leader_reads,
         RunOptions(nodes=3, nemesis="isolate-leader", duration=10),
         frozenset({"linearizability"}),
+        bound=30,
+    ),
+    PlantedBug(
+        "membership-without-joint",
+        plant_membership_without_joint,
+        RunOptions(nodes=3, nemesis="membership", duration=10),
+        frozenset({"election safety", "state machine safety", "durability", "leader completeness"}),
         bound=30,
     ),
 )
@@ -250,6 +273,14 @@ def test_sweep_finds_a_follower_truncating_acknowledged_entries(
     assert_sweep_finds("truncating-follower", monkeypatch)
 
 
+def test_sweep_finds_a_membership_change_without_joint_consensus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Voters replaced in one step: the old voters and the new ones each elect a leader and
+    commit different entries (thesis §4.3)."""
+    assert_sweep_finds("membership-without-joint", monkeypatch)
+
+
 def test_sweep_finds_stale_reads_from_a_leader_without_quorum(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -269,5 +300,6 @@ def test_every_planted_bug_is_removed_by_undo(name: str) -> None:
     assert _log.RaftLog.find_conflict.__module__ == "raft.core._log"
     assert _log.RaftLog.append.__module__ == "raft.core._log"
     assert Workload._arrive.__qualname__ == "Workload._arrive"
+    assert _reconfig.append_config is _replication.append_config
     for role, table in _node._HANDLERS.items():
         assert table.get(VoteRequest) is _REAL_VOTE_HANDLERS[role]

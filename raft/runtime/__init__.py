@@ -1,7 +1,9 @@
 """The trio runtime: what drives a `raft.core.RaftNode` in a real process.
 
-So far: the wire format (`encode_message`, `decode_message`, `FrameReader`), the `Transport`
-interface with an in-memory hub for tests, and the TCP transport with authenticated peers.
+`RaftServer` runs one node (ticker, Ready loop with persistence off the event loop, client API,
+sessions); see docs/runtime.md. Beneath it: the wire format (`encode_message`,
+`decode_message`, `FrameReader`), the `Transport` interface with an in-memory hub for tests, and
+the TCP transport with authenticated peers.
 """
 
 from raft.runtime._codec import (
@@ -14,7 +16,22 @@ from raft.runtime._codec import (
     encode_preamble,
     frame,
 )
+from raft.runtime._errors import (
+    NoQuorum,
+    NotLeader,
+    Overloaded,
+    ServerStopped,
+    SessionExpired,
+    Timeout,
+)
 from raft.runtime._memory_transport import MemoryHub, MemoryTransport
+from raft.runtime._server import RaftServer, ServerStatus
+from raft.runtime._sessions import (
+    MalformedEnvelope,
+    SessionTable,
+    decode_envelope,
+    encode_envelope,
+)
 from raft.runtime._tcp import Backoff, TcpTransport, TlsConfig
 from raft.runtime._transport import Transport, TransportCounters
 
@@ -24,13 +41,25 @@ __all__ = [
     "Backoff",
     "FrameError",
     "FrameReader",
+    "MalformedEnvelope",
     "MemoryHub",
     "MemoryTransport",
+    "NoQuorum",
+    "NotLeader",
+    "Overloaded",
+    "RaftServer",
+    "ServerStatus",
+    "ServerStopped",
+    "SessionExpired",
+    "SessionTable",
     "TcpTransport",
+    "Timeout",
     "TlsConfig",
     "Transport",
     "TransportCounters",
+    "decode_envelope",
     "decode_message",
+    "encode_envelope",
     "encode_message",
     "encode_preamble",
     "frame",

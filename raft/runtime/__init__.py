@@ -25,7 +25,7 @@ from raft.runtime._errors import (
     Timeout,
 )
 from raft.runtime._memory_transport import MemoryHub, MemoryTransport
-from raft.runtime._server import RaftServer, ServerStatus
+from raft.runtime._server import PeerProgress, RaftServer, ServerStatus
 from raft.runtime._sessions import (
     MalformedEnvelope,
     SessionTable,
@@ -47,6 +47,7 @@ __all__ = [
     "NoQuorum",
     "NotLeader",
     "Overloaded",
+    "PeerProgress",
     "RaftServer",
     "ServerStatus",
     "ServerStopped",

@@ -41,7 +41,6 @@ from raft.core import (
     EntryKind,
     LeadershipTransferInProgress,
     Membership,
-    Progress,
     RaftNode,
     Ready,
     Role,
@@ -76,6 +75,16 @@ APPLY_BUDGET: Final = 256
 
 
 @attrs.frozen
+class PeerProgress:
+    """What the leader knows of one member's log (a copy of the core's `Progress`)."""
+
+    match_index: int
+    next_index: int
+    state: str
+    recent_active: bool
+
+
+@attrs.frozen
 class ServerStatus:
     """A snapshot of a `RaftServer`'s state, for status pages and tests."""
 
@@ -88,7 +97,7 @@ class ServerStatus:
     applied_index: int
     last_index: int
     membership: Membership | None
-    progress: Mapping[int, Progress]
+    progress: Mapping[int, PeerProgress]
     """As leader, each member's replication progress; empty otherwise."""
     pending_proposals: int
     pending_bytes: int
@@ -608,8 +617,20 @@ class RaftServer:
         await self._reconfigure("add_learner", node_id, timeout=timeout)
 
     async def promote_learner(self, node_id: int, *, timeout: float | None = None) -> None:
-        """Leader: make a caught-up learner a voter (through a joint configuration)."""
-        await self._reconfigure("promote_learner", node_id, timeout=timeout)
+        """Leader: make a learner a voter (through a joint configuration), once it has caught
+        up with the commit index (waiting for that within the timeout)."""
+        self._check_running()
+        deadline = trio.current_time() + (self._request_timeout if timeout is None else timeout)
+        node = self.node
+        with trio.move_on_at(deadline):
+            while True:
+                progress = node.progress().get(node_id)
+                if progress is None or progress.match_index >= node.commit_index:
+                    break  # not a member, or caught up: the node decides
+                await self._changed.wait()
+        await self._reconfigure(
+            "promote_learner", node_id, timeout=max(0.0, deadline - trio.current_time())
+        )
 
     async def add_voter(
         self, node_id: int, address: tuple[str, int] | None = None, *, timeout: float | None = None
@@ -690,7 +711,10 @@ class RaftServer:
             applied_index=self._applied,
             last_index=node.last_index,
             membership=node.membership,
-            progress=node.progress(),
+            progress={
+                peer: PeerProgress(p.match_index, p.next_index, p.state.name, p.recent_active)
+                for peer, p in node.progress().items()
+            },
             pending_proposals=len(self._queued) + len(self._by_index),
             pending_bytes=self._pending_bytes,
             persists=self._persists,
@@ -752,4 +776,4 @@ def _stopped_error(cause: BaseException | None) -> ServerStopped:
     return error
 
 
-__all__ = ["RaftServer", "ServerStatus"]
+__all__ = ["PeerProgress", "RaftServer", "ServerStatus"]

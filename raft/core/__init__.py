@@ -9,6 +9,7 @@ from raft.core._errors import (
     RaftError,
     UsageError,
 )
+from raft.core._membership import Membership
 from raft.core._messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -17,6 +18,8 @@ from raft.core._messages import (
     HardState,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     ReadIndexRequest,
     ReadIndexResponse,
@@ -28,6 +31,7 @@ from raft.core._node import RaftNode
 from raft.core._progress import Progress, ProgressState
 from raft.core._read_only import ReadState
 from raft.core._ready import Ready, SoftState
+from raft.core._snapshot import Snapshot, SnapshotMetadata
 from raft.core._state import Role
 from raft.core._storage import Storage
 
@@ -41,7 +45,10 @@ __all__ = [
     "HardState",
     "Heartbeat",
     "HeartbeatResponse",
+    "InstallSnapshot",
+    "InstallSnapshotResponse",
     "LeadershipTransferInProgress",
+    "Membership",
     "Message",
     "NodeFailed",
     "NotLeader",
@@ -54,6 +61,8 @@ __all__ = [
     "ReadState",
     "Ready",
     "Role",
+    "Snapshot",
+    "SnapshotMetadata",
     "SoftState",
     "Storage",
     "TimeoutNow",

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from raft.core import _election, _reads, _replication
+from raft.core import _election, _reads, _replication, _snapshots
 from raft.core._config import Config
 from raft.core._errors import (
     CommandTooLarge,
@@ -34,6 +34,8 @@ from raft.core._messages import (
     HardState,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     ReadIndexRequest,
     ReadIndexResponse,
@@ -43,6 +45,7 @@ from raft.core._messages import (
 )
 from raft.core._progress import Progress
 from raft.core._ready import Ready, SoftState
+from raft.core._snapshot import SnapshotMetadata
 from raft.core._state import NodeState, Role
 from raft.core._storage import Storage
 
@@ -52,7 +55,7 @@ _Handler = Callable[[NodeState, Any], None]
 def _follow_and(handler: _Handler) -> _Handler:
     """A leader's message in our term: whoever we were, we now follow its sender (§5.2)."""
 
-    def handle(state: NodeState, message: AppendEntries | Heartbeat) -> None:
+    def handle(state: NodeState, message: AppendEntries | Heartbeat | InstallSnapshot) -> None:
         if state.role is not Role.FOLLOWER:
             _election.become_follower(state, state.term, message.sender)
         state.leader_id = message.sender
@@ -69,6 +72,7 @@ def _ignore(state: NodeState, message: Message) -> None:
 _CANDIDATE_HANDLERS: dict[type, _Handler] = {
     AppendEntries: _follow_and(_replication.handle_append_entries),
     Heartbeat: _follow_and(_replication.handle_heartbeat),
+    InstallSnapshot: _follow_and(_snapshots.handle_install_snapshot),
     VoteRequest: _election.handle_vote_request,
     VoteResponse: _election.handle_vote_response,
 }
@@ -76,6 +80,7 @@ _HANDLERS: dict[Role, dict[type, _Handler]] = {
     Role.FOLLOWER: {
         AppendEntries: _follow_and(_replication.handle_append_entries),
         Heartbeat: _follow_and(_replication.handle_heartbeat),
+        InstallSnapshot: _follow_and(_snapshots.handle_install_snapshot),
         VoteRequest: _election.handle_vote_request,
         TimeoutNow: _election.handle_timeout_now,
         ReadIndexResponse: _reads.handle_read_index_response,
@@ -86,6 +91,7 @@ _HANDLERS: dict[Role, dict[type, _Handler]] = {
         VoteRequest: _election.handle_vote_request,
         AppendEntriesResponse: _replication.handle_append_response,
         HeartbeatResponse: _replication.handle_heartbeat_response,
+        InstallSnapshotResponse: _snapshots.handle_install_snapshot_response,
         ReadIndexRequest: _reads.handle_read_index_request,
     },
 }
@@ -269,6 +275,36 @@ class RaftNode:
         except BaseException as error:
             self._fail(error)
 
+    def snapshot_due(self, threshold: int | None = None) -> bool:
+        """Whether `Config.snapshot_threshold_entries` (or `threshold`, when given) entries were
+        applied since the latest snapshot, so the caller should take one now (paper §7; see
+        `snapshot_metadata`). Always False between `ready()` and `advance()`."""
+        if threshold is None:
+            threshold = self._state.config.snapshot_threshold_entries
+        if not threshold or self._pending is not None:
+            return False
+        log = self._state.log
+        return log.applied - (log.first_index() - 1) >= threshold
+
+    def snapshot_metadata(self) -> SnapshotMetadata:
+        """Metadata for a snapshot of the state machine as it is now, at `applied_index`.
+
+        Call it between `advance` and the next `ready()`, when the state machine holds exactly
+        the entries up to `applied_index`; store its result with the state machine's
+        `snapshot()` (`MemoryStorage.create_snapshot`), which compacts the log up to there.
+        Raises `UsageError` while a `Ready` is out, or when nothing was applied since the
+        latest snapshot.
+        """
+        self._check_usable()
+        if self._pending is not None:
+            raise UsageError("snapshot_metadata() between ready() and advance(): apply first")
+        state = self._state
+        log = state.log
+        index = log.applied
+        if index < log.first_index():
+            raise UsageError(f"nothing applied since the latest snapshot (at {index})")
+        return SnapshotMetadata(index, log.term(index), state.membership)
+
     # ---- outputs -----------------------------------------------------------------------
 
     def has_ready(self) -> bool:
@@ -283,6 +319,7 @@ class RaftNode:
         return bool(
             state.messages
             or state.read_states
+            or log.snapshot_to_persist is not None
             or log.persisting < log.last_index()
             or log.applying < log.committed
             or state.term != hard.term
@@ -313,6 +350,7 @@ class RaftNode:
             # Reading entries marks them handed out, so a storage error half-way must fail the
             # node: a retried ready() would send acknowledgements for entries never persisted.
             ready = Ready(
+                snapshot=log.take_snapshot_to_persist(),
                 hard_state=new_hard_state,
                 entries=tuple(log.unpersisted()),
                 messages=tuple(state.messages),
@@ -328,12 +366,15 @@ class RaftNode:
         return ready
 
     def advance(self, ready: Ready) -> None:
-        """Report that `ready`'s work is done: its entries durable, its commands applied."""
+        """Report that `ready`'s work is done: its snapshot and entries durable, its
+        snapshot restored and its commands applied."""
         self._check_usable()
         if ready is not self._pending:
             raise UsageError("advance() must be given the Ready last returned by ready()")
         self._pending = None
         log = self._state.log
+        if ready.snapshot is not None:
+            log.snapshot_persisted(ready.snapshot)
         if ready.entries:
             last = ready.entries[-1]
             log.persisted(last.index, last.term)
@@ -354,12 +395,16 @@ class RaftNode:
                     return True
             elif isinstance(message, VoteResponse) and message.pre_vote and message.granted:
                 return True
-            leader = message.sender if isinstance(message, AppendEntries | Heartbeat) else None
+            leader = (
+                message.sender
+                if isinstance(message, AppendEntries | Heartbeat | InstallSnapshot)
+                else None
+            )
             _election.become_follower(state, message.term, leader)
             return True
         # A stale term. A stale leader must learn of our term so it steps down; with pre-vote
         # or check-quorum it would otherwise never hear of it (thesis §9.6).
-        if isinstance(message, AppendEntries | Heartbeat):
+        if isinstance(message, AppendEntries | Heartbeat | InstallSnapshot):
             state.send(AppendEntriesResponse(state.term, state.node_id, message.sender, False))
         elif isinstance(message, VoteRequest) and message.pre_vote:
             state.send(

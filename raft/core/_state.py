@@ -11,6 +11,7 @@ from raft.core._messages import Message
 from raft.core._progress import Progress
 from raft.core._quorum import MajorityConfig
 from raft.core._read_only import ReadOnly, ReadState
+from raft.core._snapshot import PartialSnapshot, base_membership
 from raft.core._storage import Storage
 
 
@@ -39,6 +40,7 @@ class NodeState:
         "held_reads",
         "leader_id",
         "log",
+        "membership",
         "messages",
         "node_id",
         "progress",
@@ -46,6 +48,7 @@ class NodeState:
         "randomized_election_timeout",
         "read_only",
         "read_states",
+        "receiving_snapshot",
         "restarted_with_lease_promise",
         "rng",
         "role",
@@ -68,6 +71,11 @@ class NodeState:
         self.leader_id: int | None = None
         self.log = RaftLog(storage)
         self.quorum = MajorityConfig(config.voters)
+        self.membership = base_membership(config, storage.snapshot())
+        """The configuration in effect at the latest snapshot: what a snapshot taken now
+        records (membership changes will apply the log's configuration entries on top)."""
+        self.receiving_snapshot: PartialSnapshot | None = None
+        """As follower: the snapshot whose chunks are arriving (paper §7, InstallSnapshot)."""
         self.progress: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
         self.messages: list[Message] = []

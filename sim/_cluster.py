@@ -19,7 +19,7 @@ from typing import Any
 
 from raft import Config, Message, RaftNode, Role, StateMachine
 from sim._network import LinkFaults, Network
-from sim._replica import ApplyListener, ReadListener, Replica
+from sim._replica import ApplyListener, ReadListener, Replica, SnapshotListener
 
 _DELIVER, _TICK, _CALL = 0, 1, 2
 _MESSAGE_CODES: dict[type, int] = {}
@@ -49,6 +49,7 @@ class Cluster:
         faults: LinkFaults | None = None,
         on_apply: ApplyListener | None = None,
         on_read: ReadListener | None = None,
+        on_snapshot: SnapshotListener | None = None,
         **config_options: Any,
     ) -> None:
         ids = tuple(node_ids)
@@ -63,6 +64,7 @@ class Cluster:
                 state_machine_factory,
                 on_apply,
                 on_read=on_read,
+                on_snapshot=on_snapshot,
             )
             for node_id in ids
         }

@@ -18,6 +18,12 @@ almost never does:
   lasts, it crashes and restarts each node right after it grants a vote (it hears of every
   change of a node's hard state), before the other candidates' requests arrive. A node that
   forgot its vote in the crash votes twice in a term.
+
+A third, `snapshot`, is a condition more than a fault: while it lasts every replica compacts its
+log every few (5-20) applied entries (paper §7), and one node is cut off for a while, so that
+once back it lags behind the leader's first index and catches up by an installed snapshot; runs
+that include it send snapshots in small chunks, so an install takes several round trips and
+overlaps with whatever the network does.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ NEMESES = (
     "flaky-net",
     "leader-churn",
     "crash-restart",
+    "snapshot",
 )
 """Every kind of fault, by name; `all` picks among them at random."""
 
@@ -56,6 +63,13 @@ its own first entry to reach a majority. Cutting earlier, before anything was re
 Figure 8 histories rarer in experiments, not more common."""
 _CRASH_RESTART_NS = (2_000_000_000, 4_000_000_000)
 """Long enough to cover the election after the power cut (1-2 s of election timeout)."""
+_SNAPSHOT_EVERY = (5, 20)
+"""Applied entries between two snapshots while a `snapshot` fault lasts."""
+_SNAPSHOT_CUT_NS = (300_000_000, 900_000_000)
+"""How long a `snapshot` fault keeps its node cut off: shorter than any fault lasts, so it is
+back, catching up by snapshot, while the tiny thresholds still hold."""
+SNAPSHOT_CHUNK_BYTES = 16
+"""`Config.max_snapshot_chunk_bytes` in runs that include the `snapshot` nemesis."""
 
 
 @attrs.define
@@ -118,6 +132,8 @@ class Nemesis:
         """Whether a `crash-restart` fault is on: nodes are rebooted right after they vote."""
         self._voted: set[tuple[int, int]] = set()
         """The (node, term) votes of the current `crash-restart` already rebooted after."""
+        self._snapshotting: int | None = None
+        """While a `snapshot` fault lasts, its number: a heal scheduled by an older one lapses."""
         self._starters: dict[str, Callable[[Cluster], tuple[str, Undo]]] = {
             "partition-halves": self._partition_halves,
             "partition-ring": self._partition_ring,
@@ -130,6 +146,7 @@ class Nemesis:
             "flaky-net": self._flaky_net,
             "leader-churn": self._leader_churn,
             "crash-restart": self._crash_restart,
+            "snapshot": self._snapshot,
         }
 
     def start(self, cluster: Cluster, stop_ns: int) -> None:
@@ -332,6 +349,29 @@ class Nemesis:
             self._rebooting_voters = False
 
         return "every node at once, then each right after it grants a vote", stop
+
+    def _snapshot(self, cluster: Cluster) -> tuple[str, Undo]:
+        number = len(self.faults)
+        self._snapshotting = number
+        every = self._rng.randint(*_SNAPSHOT_EVERY)
+        for replica in cluster.replicas.values():
+            replica.snapshot_threshold = every
+        target = self._shuffled(cluster)[0]
+        cluster.network.partition([target], [i for i in cluster.replicas if i != target])
+
+        def reconnect() -> None:
+            if self._snapshotting == number:
+                cluster.network.heal()
+
+        cluster.schedule(cluster.now + self._rng.randint(*_SNAPSHOT_CUT_NS), reconnect)
+
+        def stop() -> None:
+            self._snapshotting = None
+            cluster.network.heal()
+            for replica in cluster.replicas.values():
+                replica.snapshot_threshold = None
+
+        return f"compact every {every} entries, node {target} cut off for a while", stop
 
     def _maybe_voted(self, node_id: int, node: RaftNode) -> None:
         """While `crash-restart` lasts: crash and restart a node that just granted a vote,

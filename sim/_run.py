@@ -20,7 +20,7 @@ from sim._history import history_from_records
 from sim._invariants import Violation, election_safety
 from sim._linearizability import check_linearizability
 from sim._monitor import Monitor
-from sim._nemesis import Nemesis, parse_nemeses
+from sim._nemesis import SNAPSHOT_CHUNK_BYTES, Nemesis, parse_nemeses
 from sim._timeline import FaultSpan, Timeline, timeline_of
 from sim._workload import READ_MODES, Workload, WorkloadOptions
 from statemachines import KVStore
@@ -132,20 +132,21 @@ def run_simulation(seed: int, options: RunOptions | None = None) -> RunResult:
         monitor.on_apply(node_id, entry, result)
         workload.on_apply(node_id, entry, result)
 
+    kinds = parse_nemeses(options.nemesis)
     cluster = Cluster(
         range(1, options.nodes + 1),
         seed=seed,
         state_machine_factory=KVStore,
         on_apply=on_apply,
         on_read=workload.on_read,
+        on_snapshot=monitor.on_snapshot,
+        max_snapshot_chunk_bytes=SNAPSHOT_CHUNK_BYTES if "snapshot" in kinds else None,
         tick_ns=_TICK_NS,
         max_entries_per_message=options.max_entries_per_message,
         lease_reads=options.read_mode == "lease",
     )
     monitor.attach(cluster)
-    nemesis = Nemesis(
-        parse_nemeses(options.nemesis), random.Random(f"{seed}/nemesis"), workload.forget_node
-    )
+    nemesis = Nemesis(kinds, random.Random(f"{seed}/nemesis"), workload.forget_node)
     workload.start(cluster)
     nemesis.start(cluster, duration_ns - quiet_tail_ns)
     cluster.run_for(duration_ns - _SECOND)

@@ -19,11 +19,12 @@ almost never does:
   change of a node's hard state), before the other candidates' requests arrive. A node that
   forgot its vote in the crash votes twice in a term.
 
-A third, `snapshot`, is a condition more than a fault: while it lasts every replica compacts its
-log every few (5-20) applied entries (paper §7), and one node is cut off for a while, so that
-once back it lags behind the leader's first index and catches up by an installed snapshot; runs
-that include it send snapshots in small chunks, so an install takes several round trips and
-overlaps with whatever the network does.
+A third, `snapshot`, is a condition like `clock-skew`, lasting while the next faults come and
+go: every replica compacts its log every few (5-20) applied entries (paper §7), and one node is
+cut off for a while at the start, so that once back it lags behind the leader's first index and
+catches up by an installed snapshot. Runs that include it send snapshots in small chunks
+(`RunOptions.snapshot_chunk_bytes`), so an install takes several round trips and overlaps with
+whatever the network does.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ _CRASH_RESTART_NS = (2_000_000_000, 4_000_000_000)
 _SNAPSHOT_EVERY = (5, 20)
 """Applied entries between two snapshots while a `snapshot` fault lasts."""
 _SNAPSHOT_CUT_NS = (300_000_000, 900_000_000)
-"""How long a `snapshot` fault keeps its node cut off: shorter than any fault lasts, so it is
-back, catching up by snapshot, while the tiny thresholds still hold."""
-SNAPSHOT_CHUNK_BYTES = 16
-"""`Config.max_snapshot_chunk_bytes` in runs that include the `snapshot` nemesis."""
+"""How long a `snapshot` fault keeps its node cut off: shorter than any fault lasts and than
+the quiet spell before the next fault, so it is back, catching up by snapshot, while the tiny
+thresholds still hold, and its heal cannot end another fault's partition."""
+
 
 
 @attrs.define
@@ -132,8 +133,6 @@ class Nemesis:
         """Whether a `crash-restart` fault is on: nodes are rebooted right after they vote."""
         self._voted: set[tuple[int, int]] = set()
         """The (node, term) votes of the current `crash-restart` already rebooted after."""
-        self._snapshotting: int | None = None
-        """While a `snapshot` fault lasts, its number: a heal scheduled by an older one lapses."""
         self._starters: dict[str, Callable[[Cluster], tuple[str, Undo]]] = {
             "partition-halves": self._partition_halves,
             "partition-ring": self._partition_ring,
@@ -181,9 +180,10 @@ class Nemesis:
         else:
             duration_range = self._fault_ns
         end = min(cluster.now + rng.randint(*duration_range), self._stop_ns)
-        if kind == "clock-skew":
+        if kind in ("clock-skew", "snapshot"):
             # A skewed clock is a condition, not an event: it lasts while the next faults come
             # and go, since a slow leader's lease is only dangerous once it is also cut off.
+            # So is frequent compaction: installs matter most over a lossy, reordering network.
             cluster.schedule(end, lambda: self._heal(fault, undo, chain=False))
             cluster.schedule(cluster.now + rng.randint(*self._quiet_ns), self._inject)
         else:
@@ -351,23 +351,16 @@ class Nemesis:
         return "every node at once, then each right after it grants a vote", stop
 
     def _snapshot(self, cluster: Cluster) -> tuple[str, Undo]:
-        number = len(self.faults)
-        self._snapshotting = number
         every = self._rng.randint(*_SNAPSHOT_EVERY)
         for replica in cluster.replicas.values():
             replica.snapshot_threshold = every
         target = self._shuffled(cluster)[0]
         cluster.network.partition([target], [i for i in cluster.replicas if i != target])
 
-        def reconnect() -> None:
-            if self._snapshotting == number:
-                cluster.network.heal()
-
-        cluster.schedule(cluster.now + self._rng.randint(*_SNAPSHOT_CUT_NS), reconnect)
+        # Healed before any other fault can start (the quiet spell after a condition is longer).
+        cluster.schedule(cluster.now + self._rng.randint(*_SNAPSHOT_CUT_NS), cluster.network.heal)
 
         def stop() -> None:
-            self._snapshotting = None
-            cluster.network.heal()
             for replica in cluster.replicas.values():
                 replica.snapshot_threshold = None
 

@@ -233,7 +233,7 @@ class RaftLog:
         """The caller persisted `snapshot` and restored the state machine from it."""
         if self.pending_snapshot is snapshot:
             self.pending_snapshot = None
-        self.applied = max(self.applied, snapshot.metadata.index)
+        self.applied = snapshot.metadata.index
 
     def applied_to(self, index: int) -> None:
         """The caller applied everything up to `index`."""

@@ -205,6 +205,23 @@ def test_a_raft_that_ignores_the_election_restriction_is_caught(
         )
 
 
+class ForgetfulSnapshotCounter(Counter):
+    """A snapshot that loses the state: a compacted or caught-up replica would start over."""
+
+    def snapshot(self) -> bytes:
+        return b"0"
+
+
+class CheckForgetfulSnapshotCounter(ReplicatedStateMachineTest):
+    state_machine_factory = ForgetfulSnapshotCounter
+    commands = AMOUNTS.filter(lambda command: command != int_command(0))
+
+
+def test_a_snapshot_that_does_not_restore_the_state_is_caught() -> None:
+    with pytest.raises(AssertionError, match=r"^snapshot round trip violated"):
+        run_state_machine_as_test(CheckForgetfulSnapshotCounter, settings=FIND_BUG)
+
+
 class RaisesOnBoom:
     """Breaks the `raft.StateMachine` contract: raises instead of returning an error result."""
 

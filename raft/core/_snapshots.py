@@ -31,7 +31,7 @@ def send_chunk(state: NodeState, peer: int, progress: Progress) -> bool:
     metadata = snapshot.metadata
     if progress.state is not ProgressState.SNAPSHOT or progress.snapshot_index != metadata.index:
         progress.become_snapshot(metadata.index)
-    offset = min(progress.snapshot_offset, len(snapshot.data))
+    offset = max(0, min(progress.snapshot_offset, len(snapshot.data)))
     end = offset + state.config.snapshot_chunk_bytes()
     state.send(
         InstallSnapshot(

@@ -357,3 +357,20 @@ def test_a_chunk_from_a_stale_term_is_refused_so_its_leader_steps_down() -> None
 
     assert messages_of(replica) == [AppendEntriesResponse(4, 2, 1, False)]
     assert replica.storage.snapshot() is None
+
+
+@pytest.mark.parametrize("wanted", [-5, 10_000])
+def test_a_leader_sends_a_valid_chunk_whatever_offset_a_follower_asks_for(wanted: int) -> None:
+    replicas = lagging_group()
+    leader = replicas[1]
+    snapshot = leader.storage.snapshot()
+    assert snapshot is not None
+    leader.node.tick()
+    deliver_all(replicas, messages_of(leader), drop=lambda m: isinstance(m, InstallSnapshot))
+    index = leader.node.progress()[3].snapshot_index
+
+    leader.node.step(InstallSnapshotResponse(leader.node.term, 3, 1, index, wanted))
+
+    (chunk,) = [m for m in messages_of(leader) if isinstance(m, InstallSnapshot)]
+    assert 0 <= chunk.offset <= len(snapshot.data)
+    assert chunk.data == snapshot.data[chunk.offset : chunk.offset + 16]

@@ -72,7 +72,6 @@ the quiet spell before the next fault, so it is back, catching up by snapshot, w
 thresholds still hold, and its heal cannot end another fault's partition."""
 
 
-
 @attrs.define
 class Fault:
     """One injected fault: what, to whom, and when (simulated ns)."""

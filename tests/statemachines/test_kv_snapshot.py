@@ -95,5 +95,3 @@ def test_restoring_garbage_raises_value_error_and_changes_nothing(
 def test_restoring_text_instead_of_bytes_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="expected bytes"):
         KVStore().restore("KVSNAP")  # type: ignore[arg-type]
-
-

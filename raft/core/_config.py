@@ -83,6 +83,9 @@ class Config:
     snapshot_threshold_entries: int = attrs.field(default=0, validator=_non_negative_int)
     """`RaftNode.snapshot_due()` says yes once this many entries were applied since the latest
     snapshot (paper §7: each server snapshots independently); 0 never does."""
+    snapshot_threshold_bytes: int = attrs.field(default=0, validator=_non_negative_int)
+    """`RaftNode.snapshot_due()` also says yes once this many command bytes were applied since
+    the latest snapshot; 0 never does."""
     max_snapshot_chunk_bytes: int | None = attrs.field(
         default=None, validator=_optional_positive_int
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, NoReturn
 
 from raft.core import _election, _reads, _replication, _snapshots
@@ -50,6 +51,7 @@ from raft.core._state import NodeState, Role
 from raft.core._storage import Storage
 
 _Handler = Callable[[NodeState, Any], None]
+_data_of = attrgetter("data")
 
 
 def _follow_and(handler: _Handler) -> _Handler:
@@ -110,6 +112,10 @@ class RaftNode:
         self._last_hard_state = storage.initial_state()
         self._last_soft_state = SoftState(Role.FOLLOWER, None)
         self._pending: Ready | None = None
+        self._applied_bytes = 0
+        """Command bytes applied after index `_bytes_counted_after` (only with
+        `Config.snapshot_threshold_bytes`)."""
+        self._bytes_counted_after = storage.first_index() - 1
 
     def __repr__(self) -> str:
         state = self._state
@@ -276,15 +282,24 @@ class RaftNode:
             self._fail(error)
 
     def snapshot_due(self, threshold: int | None = None) -> bool:
-        """Whether `Config.snapshot_threshold_entries` (or `threshold`, when given) entries were
-        applied since the latest snapshot, so the caller should take one now (paper §7; see
-        `snapshot_metadata`). Always False between `ready()` and `advance()`."""
+        """Whether `Config.snapshot_threshold_entries` (or `threshold`, when given) entries, or
+        `Config.snapshot_threshold_bytes` command bytes, were applied since the latest snapshot,
+        so the caller should take one now (paper §7; see `snapshot_metadata`). Always False
+        between `ready()` and `advance()`."""
+        config = self._state.config
         if threshold is None:
-            threshold = self._state.config.snapshot_threshold_entries
-        if not threshold or self._pending is not None:
+            threshold = config.snapshot_threshold_entries
+        if self._pending is not None:
             return False
         log = self._state.log
-        return log.applied - (log.first_index() - 1) >= threshold
+        snapshot_index = log.first_index() - 1
+        if snapshot_index != self._bytes_counted_after:
+            self._bytes_counted_after = snapshot_index
+            self._applied_bytes = 0
+        if threshold and log.applied - snapshot_index >= threshold:
+            return True
+        limit = config.snapshot_threshold_bytes
+        return bool(limit) and self._applied_bytes >= limit
 
     def snapshot_metadata(self) -> SnapshotMetadata:
         """Metadata for a snapshot of the state machine as it is now, at `applied_index`.
@@ -375,11 +390,15 @@ class RaftNode:
         log = self._state.log
         if ready.snapshot is not None:
             log.snapshot_persisted(ready.snapshot)
+            self._bytes_counted_after = ready.snapshot.metadata.index
+            self._applied_bytes = 0
         if ready.entries:
             last = ready.entries[-1]
             log.persisted(last.index, last.term)
         if ready.committed_entries:
             log.applied_to(ready.committed_entries[-1].index)
+            if self._state.config.snapshot_threshold_bytes:
+                self._applied_bytes += sum(map(len, map(_data_of, ready.committed_entries)))
 
     # ---- internals ---------------------------------------------------------------------
 

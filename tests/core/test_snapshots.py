@@ -15,6 +15,7 @@ import pytest
 from raft import (
     AppendEntries,
     AppendEntriesResponse,
+    Config,
     InstallSnapshot,
     InstallSnapshotResponse,
     Membership,
@@ -118,6 +119,30 @@ def test_snapshot_due_counts_entries_applied_since_the_latest_snapshot() -> None
     assert not replica.node.snapshot_due()
     with pytest.raises(UsageError, match="nothing applied since"):
         replica.node.snapshot_metadata()
+
+
+def test_snapshot_due_counts_command_bytes_applied_since_the_latest_snapshot() -> None:
+    replica = make_replica(1, (1,), snapshot_threshold_bytes=10)  # compacts when due
+    replica.node.campaign()
+    messages_of(replica)
+    replica.node.propose(b"12345")
+    messages_of(replica)
+    assert replica.storage.snapshot() is None
+    replica.node.propose(b"67890")
+    messages_of(replica)
+    snapshot = replica.storage.snapshot()
+    assert snapshot is not None and snapshot.metadata.index == 3
+    replica.node.propose(b"123456789")
+    messages_of(replica)
+    assert replica.storage.snapshot() is snapshot  # 9 bytes since: not yet
+    assert not replica.node.snapshot_due()
+
+
+def test_snapshot_thresholds_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="snapshot_threshold_bytes must be an integer >= 0"):
+        Config(node_id=1, voters=(1,), snapshot_threshold_bytes=-1)
+    with pytest.raises(ValueError, match="max_snapshot_chunk_bytes must be an integer >= 1"):
+        Config(node_id=1, voters=(1,), max_snapshot_chunk_bytes=0)
 
 
 def test_a_restarted_replica_restores_the_snapshot_and_applies_only_what_follows() -> None:

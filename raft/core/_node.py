@@ -3,10 +3,13 @@
 Theory of operation. A `RaftNode` is a state machine that never blocks and never performs I/O.
 The caller feeds it inputs — `tick()` at a steady pace (the only notion of time it has),
 `step(message)` for each message from a peer, `propose()` for client commands, `campaign()` to
-force an election — and collects the resulting work with `ready()`: hard state and entries to
-persist, messages to send, committed entries to apply. After doing that work, in that order, the
-caller hands the batch back with `advance(ready)`. Randomness (election timeouts) comes only from
-the `random.Random` the caller passes in, so a simulator that seeds it replays a run exactly.
+force an election — and collects the resulting work with `ready()`: a snapshot from the leader,
+hard state and entries to persist, messages to send, committed entries to apply. After doing
+that work, in that order, the caller hands the batch back with `advance(ready)`. Between
+`advance` and the next `ready()`, `snapshot_due()` tells the caller when to compact its log, and
+`snapshot_metadata()` what to store with the state machine's snapshot (paper §7). Randomness
+(election timeouts) comes only from the `random.Random` the caller passes in, so a simulator
+that seeds it replays a run exactly.
 
 `step` first applies the term rules that hold in every role (§5.1), then hands the message to
 the election or replication logic for the node's role.
@@ -286,6 +289,7 @@ class RaftNode:
         `Config.snapshot_threshold_bytes` command bytes, were applied since the latest snapshot,
         so the caller should take one now (paper §7; see `snapshot_metadata`). Always False
         between `ready()` and `advance()`."""
+        self._check_usable()
         config = self._state.config
         if threshold is None:
             threshold = config.snapshot_threshold_entries

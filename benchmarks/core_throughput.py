@@ -31,6 +31,12 @@ class Counter:
         self.applied += 1
         return self.applied
 
+    def snapshot(self) -> bytes:
+        return self.applied.to_bytes(8, "big")
+
+    def restore(self, data: bytes) -> None:
+        self.applied = int.from_bytes(data, "big")
+
 
 class BenchNode:
     """A node, its storage and state machine, following the Ready contract."""

@@ -68,6 +68,13 @@ def _add_scenario_options(parser: argparse.ArgumentParser) -> None:
         default=4096,
         help="entries per AppendEntries (small values stress partial replication)",
     )
+    parser.add_argument(
+        "--snapshot-chunk-bytes",
+        type=_positive,
+        default=16,
+        help="largest snapshot chunk with the snapshot nemesis (default 16: installs take "
+        "many round trips)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -118,6 +125,7 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunOp
             read_mode=args.read_mode,
             clients=args.clients,
             max_entries_per_message=args.max_entries_per_message,
+            snapshot_chunk_bytes=args.snapshot_chunk_bytes,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -19,7 +19,7 @@ from typing import Any
 
 from raft import Config, Message, RaftNode, Role, StateMachine
 from sim._network import LinkFaults, Network
-from sim._replica import ApplyListener, ReadListener, Replica
+from sim._replica import ApplyListener, ReadListener, Replica, SnapshotListener
 
 _DELIVER, _TICK, _CALL = 0, 1, 2
 _MESSAGE_CODES: dict[type, int] = {}
@@ -50,6 +50,7 @@ class Cluster:
         on_apply: ApplyListener | None = None,
         on_read: ReadListener | None = None,
         spares: Iterable[int] = (),
+        on_snapshot: SnapshotListener | None = None,
         **config_options: Any,
     ) -> None:
         voters = tuple(node_ids)
@@ -70,6 +71,7 @@ class Cluster:
                 state_machine_factory,
                 on_apply,
                 on_read=on_read,
+                on_snapshot=on_snapshot,
             )
             for node_id in ids
         }

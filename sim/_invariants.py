@@ -40,21 +40,34 @@ def election_safety(leaders_by_term: Mapping[int, set[int]]) -> Violation | None
 def log_matching(logs: Mapping[int, Sequence[Entry]]) -> Violation | None:
     """Two logs holding an entry with the same index and term are identical up to it (§5.3).
 
-    Each log is the full list of a node's entries, index 1 first.
+    Each log is a node's consecutive entries in index order; it may start after index 1 when
+    the node compacted its log (paper §7), and then only the indexes both logs hold compare.
     """
     for a, b in combinations(sorted(logs), 2):
         log_a, log_b = logs[a], logs[b]
-        shared = min(len(log_a), len(log_b))
+        if not log_a or not log_b:
+            continue
+        first_a, first_b = log_a[0].index, log_b[0].index
+        low = max(first_a, first_b)
+        high = min(first_a + len(log_a), first_b + len(log_b)) - 1
         last_agreeing = next(
-            (i for i in range(shared - 1, -1, -1) if log_a[i].term == log_b[i].term), -1
+            (
+                index
+                for index in range(high, low - 1, -1)
+                if log_a[index - first_a].term == log_b[index - first_b].term
+            ),
+            None,
         )
-        for i in range(last_agreeing + 1):
-            if log_a[i] != log_b[i]:
+        if last_agreeing is None:
+            continue
+        for index in range(low, last_agreeing + 1):
+            entry_a, entry_b = log_a[index - first_a], log_b[index - first_b]
+            if entry_a != entry_b:
                 return Violation(
                     "log matching",
-                    f"nodes {a} and {b} agree on index {last_agreeing + 1} term "
-                    f"{log_a[last_agreeing].term} but differ at index {i + 1}: "
-                    f"{log_a[i]!r} vs {log_b[i]!r}",
+                    f"nodes {a} and {b} agree on index {last_agreeing} term "
+                    f"{log_a[last_agreeing - first_a].term} but differ at index {index}: "
+                    f"{entry_a!r} vs {entry_b!r}",
                 )
     return None
 

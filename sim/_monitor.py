@@ -4,6 +4,9 @@ Online checks (each names the simulated time of the first offending event):
 
 * election safety — two nodes seen leading one term;
 * state machine safety — a node applies a different command at an index than another did;
+  across snapshots (paper §7): a node installs a snapshot older than what it already applied
+  (a rollback), or two snapshots of one index differ (their bytes are canonical: equal states
+  give equal snapshots);
 * leader completeness — a new leader's log lacks an entry already committed (applied
   anywhere), checked the moment it takes office;
 * leader append-only — a node replaced persisted entries while it was leader.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from raft import Entry, EntryKind, Membership, Role, decode_membership
+from raft import Entry, EntryKind, Membership, Role, SnapshotMetadata, decode_membership
 from sim._cluster import Cluster
 from sim._invariants import Violation, log_matching
 
@@ -32,6 +35,8 @@ class Monitor:
         """(term, command) of each index applied anywhere, index 1 first."""
         self._cluster: Cluster | None = None
         self.elections = 0
+        self._snapshots: dict[int, tuple[int, bytes]] = {}
+        """(node, data) of the first snapshot seen at each index."""
 
     def attach(self, cluster: Cluster) -> None:
         """Start watching `cluster` (its `on_apply` must call `on_apply` here)."""
@@ -65,6 +70,34 @@ class Monitor:
                 self._now(),
             )
 
+    def on_snapshot(
+        self, node_id: int, metadata: SnapshotMetadata, data: bytes, applied: int
+    ) -> None:
+        """State machine safety across snapshots: no rollback, one state per index."""
+        index = metadata.index
+        if index < applied:
+            self._report(
+                "state machine safety",
+                f"node {node_id} installed a snapshot of index {index} (term {metadata.term}) "
+                f"over its state at index {applied}: a rollback of applied commands",
+                self._now(),
+            )
+        committed = self._committed
+        if index <= len(committed) and committed[index - 1][0] != metadata.term:
+            self._report(
+                "state machine safety",
+                f"node {node_id} has a snapshot of index {index} in term {metadata.term}, where "
+                f"term {committed[index - 1][0]} was applied",
+                self._now(),
+            )
+        first = self._snapshots.setdefault(index, (node_id, data))
+        if first[1] != data:
+            self._report(
+                "state machine safety",
+                f"node {node_id}'s snapshot of index {index} differs from node {first[0]}'s",
+                self._now(),
+            )
+
     def on_leader(self, node_id: int, term: int) -> None:
         """Election safety and leader completeness, the moment a node takes office."""
         cluster = self._cluster
@@ -78,8 +111,12 @@ class Monitor:
         node = cluster.replicas[node_id].node
         committed = self._committed
         log = node.log_entries(1, len(committed) + 1)
+        # Entries before its log's first one are in its snapshot, checked when it was taken.
+        first = log[0].index if log else node.last_index + 1
         for index, (committed_term, command) in enumerate(committed, 1):
-            if index > len(log) or log[index - 1].term != committed_term:
+            if index < first:
+                continue
+            if index - first >= len(log) or log[index - first].term != committed_term:
                 self._report(
                     "leader completeness",
                     f"node {node_id} became leader of term {term} without committed entry "
@@ -117,10 +154,12 @@ class Monitor:
         majority = len(voters) // 2 + 1
         storages = [cluster.replicas[voter].storage for voter in voters]
         for index, term in sorted(acknowledged):
+            # An entry compacted into a snapshot was committed there: the snapshot holds it.
             holders = sum(
                 1
                 for storage in storages
-                if storage.last_index() >= index and storage.term(index) == term
+                if storage.first_index() > index
+                or (storage.last_index() >= index and storage.term(index) == term)
             )
             if holders < majority:
                 self._report(
@@ -137,9 +176,14 @@ class Monitor:
 
 def committed_membership(cluster: Cluster) -> Membership:
     """The configuration the most advanced node knows committed: the last CONFIG entry up to
-    its commit index, else the voters the cluster started with."""
-    best = max(cluster.replicas.values(), key=lambda replica: replica.node.commit_index).node
+    its commit index, else the one its snapshot recorded, else the voters the cluster started
+    with."""
+    replica = max(cluster.replicas.values(), key=lambda replica: replica.node.commit_index)
+    best = replica.node
     for entry in reversed(best.log_entries(1, best.commit_index + 1)):
         if entry.kind == EntryKind.CONFIG:
             return decode_membership(entry.data)
+    snapshot = replica.storage.snapshot()
+    if snapshot is not None:
+        return snapshot.metadata.membership
     return Membership(cluster.initial_voters)

@@ -24,6 +24,13 @@ almost never does:
   transfers that fail must give the leader its proposals back.
 
 `membership` changes the leader's configuration at random (see `sim._membership_nemesis`).
+
+A third, `snapshot`, is a condition like `clock-skew`, lasting while the next faults come and
+go: every replica compacts its log every few (5-20) applied entries (paper §7), and one node is
+cut off for a while at the start, so that once back it lags behind the leader's first index and
+catches up by an installed snapshot. Runs that include it send snapshots in small chunks
+(`RunOptions.snapshot_chunk_bytes`), so an install takes several round trips and overlaps with
+whatever the network does.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ NEMESES = (
     "crash-restart",
     "transfer",
     "membership",
+    "snapshot",
 )
 """Every kind of fault, by name; `all` picks among them at random."""
 
@@ -69,6 +77,12 @@ _CRASH_RESTART_NS = (2_000_000_000, 4_000_000_000)
 _TRANSFER_EVERY_NS = (200_000_000, 800_000_000)
 """Between two transfers: a few heartbeats, so a transfer often starts while the previous
 leader's catch-up or `TimeoutNow` is still on its way."""
+_SNAPSHOT_EVERY = (5, 20)
+"""Applied entries between two snapshots while a `snapshot` fault lasts."""
+_SNAPSHOT_CUT_NS = (300_000_000, 900_000_000)
+"""How long a `snapshot` fault keeps its node cut off: shorter than any fault lasts and than
+the quiet spell before the next fault, so it is back, catching up by snapshot, while the tiny
+thresholds still hold, and its heal cannot end another fault's partition."""
 
 
 @attrs.define
@@ -147,6 +161,7 @@ class Nemesis:
             "crash-restart": self._crash_restart,
             "transfer": self._transfer,
             "membership": MembershipChanges(rng).start,
+            "snapshot": self._snapshot,
         }
 
     def start(self, cluster: Cluster, stop_ns: int) -> None:
@@ -181,9 +196,10 @@ class Nemesis:
         else:
             duration_range = self._fault_ns
         end = min(cluster.now + rng.randint(*duration_range), self._stop_ns)
-        if kind == "clock-skew":
+        if kind in ("clock-skew", "snapshot"):
             # A skewed clock is a condition, not an event: it lasts while the next faults come
             # and go, since a slow leader's lease is only dangerous once it is also cut off.
+            # So is frequent compaction: installs matter most over a lossy, reordering network.
             cluster.schedule(end, lambda: self._heal(fault, undo, chain=False))
             cluster.schedule(cluster.now + rng.randint(*self._quiet_ns), self._inject)
         else:
@@ -349,6 +365,22 @@ class Nemesis:
             self._rebooting_voters = False
 
         return "every node at once, then each right after it grants a vote", stop
+
+    def _snapshot(self, cluster: Cluster) -> tuple[str, Undo]:
+        every = self._rng.randint(*_SNAPSHOT_EVERY)
+        for replica in cluster.replicas.values():
+            replica.snapshot_threshold = every
+        target = self._shuffled(cluster)[0]
+        cluster.network.partition([target], [i for i in cluster.replicas if i != target])
+
+        # Healed before any other fault can start (the quiet spell after a condition is longer).
+        cluster.schedule(cluster.now + self._rng.randint(*_SNAPSHOT_CUT_NS), cluster.network.heal)
+
+        def stop() -> None:
+            for replica in cluster.replicas.values():
+                replica.snapshot_threshold = None
+
+        return f"compact every {every} entries, node {target} cut off for a while", stop
 
     def _maybe_voted(self, node_id: int, node: RaftNode) -> None:
         """While `crash-restart` lasts: crash and restart a node that just granted a vote,

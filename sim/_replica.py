@@ -14,6 +14,7 @@ from raft import (
     ReadState,
     Ready,
     Role,
+    SnapshotMetadata,
     StateMachine,
 )
 from raft.storage import MemoryStorage
@@ -25,15 +26,21 @@ ApplyListener = Callable[[int, Entry, object], None]
 """Called as `(node_id, entry, result)` for every committed entry a replica applies, in order
 (`result` is None for entries that are not commands)."""
 
+SnapshotListener = Callable[[int, SnapshotMetadata, bytes, int], None]
+"""Called as `(node_id, metadata, data, applied)` whenever a replica takes a snapshot or
+installs one from its leader; `applied` is the index its state machine had applied before."""
+
 
 class Replica:
     """A server in the simulation, following the `Ready` contract exactly: persist, then send,
     then apply, then advance.
 
     `storage` (empty unless given) is what survives a crash; the node and the state machine
-    do not. A restarted replica rebuilds both from storage, re-applying the committed log from
-    its start. Confirmed reads (`Ready.read_states`) wait until the state machine has applied
-    their index, then go to `on_read`.
+    do not. A restarted replica rebuilds both from storage: it restores the state machine from
+    the stored snapshot, if any, and re-applies the committed log after it. When its node says
+    a snapshot is due (or every `snapshot_threshold` applied entries, when that is set), it
+    takes one and compacts its log (paper §7). Confirmed reads (`Ready.read_states`) wait until
+    the state machine has applied their index, then go to `on_read`.
     """
 
     def __init__(
@@ -45,6 +52,7 @@ class Replica:
         *,
         storage: MemoryStorage | None = None,
         on_read: ReadListener | None = None,
+        on_snapshot: SnapshotListener | None = None,
     ) -> None:
         self.config = config
         self.rng = rng
@@ -52,9 +60,12 @@ class Replica:
         self._state_machine_factory = state_machine_factory
         self._on_apply = on_apply
         self._on_read = on_read
+        self._on_snapshot = on_snapshot
+        self.snapshot_threshold: int | None = None
+        """Compact every this many applied entries, overriding the node's configuration."""
         self._waiting_reads: list[ReadState] = []
         self.node = RaftNode(config, self.storage, rng)
-        self.state_machine = state_machine_factory()
+        self.state_machine = self._restored_state_machine()
         self.up = True
         self.overwrites: list[tuple[Role, int, int]] = []
         """(role, term, first index) each time persisted entries were replaced; a leader
@@ -76,6 +87,10 @@ class Replica:
         if not node.has_ready():
             return None
         ready = node.ready()
+        snapshot = ready.snapshot
+        applied_before = node.applied_index
+        if snapshot is not None:
+            self.storage.apply_snapshot(snapshot)
         if ready.hard_state is not None:
             self.storage.set_hard_state(ready.hard_state)
         if ready.entries:
@@ -84,6 +99,10 @@ class Replica:
                 self.overwrites.append((node.role, node.term, first))
             self.storage.append(ready.entries)
         state_machine = self.state_machine
+        if snapshot is not None:
+            state_machine.restore(snapshot.data)
+            if self._on_snapshot is not None:
+                self._on_snapshot(self.node_id, snapshot.metadata, snapshot.data, applied_before)
         on_apply = self._on_apply
         command = EntryKind.COMMAND
         for entry in ready.committed_entries:
@@ -91,10 +110,23 @@ class Replica:
             if on_apply is not None:
                 on_apply(self.node_id, entry, result)
         if ready.read_states or self._waiting_reads:
-            applied = ready.committed_entries[-1].index if ready.committed_entries else 0
+            if ready.committed_entries:
+                applied = ready.committed_entries[-1].index
+            else:
+                applied = 0 if snapshot is None else snapshot.metadata.index
             self._serve_reads(ready.read_states, max(applied, node.applied_index))
         node.advance(ready)
+        if node.snapshot_due(self.snapshot_threshold):
+            self._compact()
         return ready
+
+    def _compact(self) -> None:
+        """Snapshot the state machine at the applied index and drop the log up to there."""
+        metadata = self.node.snapshot_metadata()
+        data = self.state_machine.snapshot()
+        self.storage.create_snapshot(metadata, data)
+        if self._on_snapshot is not None:
+            self._on_snapshot(self.node_id, metadata, data, metadata.index)
 
     def _serve_reads(self, confirmed: tuple[ReadState, ...], applied: int) -> None:
         waiting = self._waiting_reads
@@ -107,6 +139,14 @@ class Replica:
             if read.index <= applied:
                 self._on_read(self.node_id, read)
 
+    def _restored_state_machine(self) -> StateMachine:
+        """A new state machine holding the stored snapshot's state, if there is one."""
+        state_machine = self._state_machine_factory()
+        snapshot = self.storage.snapshot()
+        if snapshot is not None:
+            state_machine.restore(snapshot.data)
+        return state_machine
+
     def crash(self) -> None:
         """Stop: the node and its state machine are gone, storage remains."""
         self.up = False
@@ -114,6 +154,6 @@ class Replica:
     def restart(self) -> None:
         """Come back from storage with a fresh node and an empty state machine."""
         self.node = RaftNode(self.config, self.storage, self.rng)
-        self.state_machine = self._state_machine_factory()
+        self.state_machine = self._restored_state_machine()
         self._waiting_reads = []
         self.up = True

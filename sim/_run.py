@@ -57,6 +57,10 @@ class RunOptions:
     max_entries_per_message: int = attrs.field(default=4096, validator=_at_least(1))
     """Small values split replication into many messages, so followers acknowledge partial
     logs: the condition under which Figure 8's commit rule matters."""
+    snapshot_chunk_bytes: int = attrs.field(default=16, validator=_at_least(1))
+    """The largest snapshot chunk, in runs with the `snapshot` nemesis: small values make an
+    install take many round trips; large ones send a snapshot in one message, which the network
+    may then duplicate and delay whole."""
 
     def arguments(self) -> list[str]:
         """These options as `python -m sim` arguments."""
@@ -67,6 +71,7 @@ class RunOptions:
             f"--read-mode {self.read_mode}",
             f"--clients {self.clients}",
             f"--max-entries-per-message {self.max_entries_per_message}",
+            f"--snapshot-chunk-bytes {self.snapshot_chunk_bytes}",
         ]
 
 
@@ -141,6 +146,8 @@ def run_simulation(seed: int, options: RunOptions | None = None) -> RunResult:
         state_machine_factory=KVStore,
         on_apply=on_apply,
         on_read=workload.on_read,
+        on_snapshot=monitor.on_snapshot,
+        max_snapshot_chunk_bytes=options.snapshot_chunk_bytes if "snapshot" in kinds else None,
         tick_ns=_TICK_NS,
         max_entries_per_message=options.max_entries_per_message,
         lease_reads=options.read_mode == "lease",

@@ -85,6 +85,7 @@ def _option_fields(options: RunOptions) -> dict[str, Any]:
         "read_mode": options.read_mode,
         "clients": options.clients,
         "max_entries_per_message": options.max_entries_per_message,
+        "snapshot_chunk_bytes": options.snapshot_chunk_bytes,
     }
 
 

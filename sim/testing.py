@@ -26,6 +26,9 @@ that your state machine is deterministic:
 - identical state: running replicas that have applied the same index hold the same state, as
   told by `state_digest()` when the state machine has one, else by `==` when its type defines
   `__eq__` (otherwise state is not compared);
+- snapshot round trip: `restore(snapshot())` on a fresh machine holds the same state as the
+  running replica it came from (compared like identical state; skipped for a machine without
+  `snapshot`), so log compaction (paper §7) cannot change what a replica knows;
 - bounded traffic: no message storm (see `max_messages_per_node_per_second`).
 
 At teardown it heals every fault, lets the cluster run quietly, and checks convergence: every
@@ -293,6 +296,28 @@ class ReplicatedStateMachineTest(RuleBasedStateMachine):
     def states_agree(self) -> None:
         """Running replicas at the same applied index hold the same state."""
         self._fail_on(self._state_divergence(self.cluster.live()))
+
+    @invariant()
+    def snapshots_restore_the_same_state(self) -> None:
+        """A fresh machine restored from a running replica's snapshot holds its state (§7)."""
+        factory = type(self).state_machine_factory
+        for node_id, machine in self.state_machines().items():
+            take = getattr(machine, "snapshot", None)
+            comparable, state = _state_of(machine)
+            if not callable(take) or not comparable:
+                return
+            restored = factory()
+            restored.restore(take())
+            _, restored_state = _state_of(restored)
+            if not _same(state, restored_state):
+                self._fail_on(
+                    Violation(
+                        "snapshot round trip",
+                        f"node {node_id} holds {state!r}, but a machine restored from its "
+                        f"snapshot holds {restored_state!r}",
+                        self.cluster.now,
+                    )
+                )
 
     def teardown(self) -> None:
         """Heal everything, run quietly, and check that every replica converged."""

@@ -24,11 +24,13 @@ from statemachines._kv_codec import (
     encode_get,
     encode_put,
 )
+from statemachines._kv_snapshot import KV_SNAPSHOT_VERSION
 
 __all__ = [
     "KV_FORMAT_VERSION",
     "KV_MAX_KEY_BYTES",
     "KV_MAX_VALUE_DEPTH",
+    "KV_SNAPSHOT_VERSION",
     "JSONValue",
     "KVCommand",
     "KVCompareAndSet",

@@ -25,6 +25,7 @@ from statemachines._kv_codec import (
     canonical_json,
     decode_command,
 )
+from statemachines._kv_snapshot import decode_snapshot, encode_snapshot
 
 
 def _no_value_with_error(
@@ -61,11 +62,11 @@ class KVResult:
 
 
 class KVStore:
-    """A mapping from `str` keys to `JSONValue` values, changed only by `apply`.
+    """A mapping from `str` keys to `JSONValue` values, changed only by `apply` and `restore`.
 
-    `apply` implements `raft.StateMachine`: its result depends only on the command and the
-    store's contents, and bytes that are not a valid command give a `KVResult` with an `error`
-    instead of raising, so a bad proposal cannot stop a replica.
+    `apply`, `snapshot` and `restore` implement `raft.StateMachine`: `apply`'s result depends
+    only on the command and the store's contents, and bytes that are not a valid command give a
+    `KVResult` with an `error` instead of raising, so a bad proposal cannot stop a replica.
 
     Values are equal when they are the same JSON value: same type, and equal numbers, strings or
     elements. So ``1``, ``1.0`` and ``true`` are three different values (a cas expecting ``1``
@@ -114,6 +115,16 @@ class KVStore:
                     return KVResult(ok=False, value=_copy(current))
                 values[key] = _copy(new)
                 return KVResult(ok=True, value=current)
+
+    def snapshot(self) -> bytes:
+        """The whole mapping as a canonical, checksummed snapshot (`statemachines._kv_snapshot`):
+        equal stores give identical bytes (paper §7)."""
+        return encode_snapshot(self._values)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole mapping with the one `data` (from `snapshot`) holds. `ValueError`
+        saying what is wrong, and the store unchanged, if `data` is not a valid snapshot."""
+        self._values = decode_snapshot(data)
 
     def get(self, key: str) -> JSONValue | None:
         """A copy of the value `key` holds on this replica now, or None if it is absent.

@@ -22,6 +22,18 @@ class AppliedLog:
         self.commands.append(command)
         return len(self.commands)
 
+    def snapshot(self) -> bytes:
+        return b"".join(len(command).to_bytes(4, "big") + command for command in self.commands)
+
+    def restore(self, data: bytes) -> None:
+        commands = []
+        position = 0
+        while position < len(data):
+            size = int.from_bytes(data[position : position + 4], "big")
+            commands.append(data[position + 4 : position + 4 + size])
+            position += 4 + size
+        self.commands = commands
+
 
 def make_storage(terms: Sequence[int] = (), hard_state: HardState | None = None) -> MemoryStorage:
     """A storage holding entries 1..len(terms) with the given terms (data b"<index>")."""

@@ -19,6 +19,8 @@ from raft.core._messages import (
     HardState,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     ReadIndexRequest,
     ReadIndexResponse,
@@ -30,6 +32,7 @@ from raft.core._node import RaftNode
 from raft.core._progress import Progress, ProgressState
 from raft.core._read_only import ReadState
 from raft.core._ready import Ready, SoftState
+from raft.core._snapshot import Snapshot, SnapshotMetadata
 from raft.core._state import Role
 from raft.core._storage import Storage
 
@@ -43,6 +46,8 @@ __all__ = [
     "HardState",
     "Heartbeat",
     "HeartbeatResponse",
+    "InstallSnapshot",
+    "InstallSnapshotResponse",
     "LeadershipTransferInProgress",
     "Membership",
     "MembershipChangeError",
@@ -58,6 +63,8 @@ __all__ = [
     "ReadState",
     "Ready",
     "Role",
+    "Snapshot",
+    "SnapshotMetadata",
     "SoftState",
     "Storage",
     "TimeoutNow",

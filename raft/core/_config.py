@@ -12,6 +12,18 @@ def _positive_int(instance: Any, attribute: attrs.Attribute[int], value: int) ->
         raise ValueError(f"Config.{attribute.name} must be an integer >= 1, got {value!r}")
 
 
+def _non_negative_int(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"Config.{attribute.name} must be an integer >= 0, got {value!r}")
+
+
+def _optional_positive_int(
+    instance: Any, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None:
+        _positive_int(instance, attribute, value)  # type: ignore[arg-type]
+
+
 def _boolean(instance: Any, attribute: attrs.Attribute[bool], value: bool) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"Config.{attribute.name} must be True or False, got {value!r}")
@@ -73,6 +85,23 @@ class Config:
     auto_leave: bool = attrs.field(default=True, validator=_boolean)
     """A leader leaves a joint configuration by itself once it commits (thesis §4.3); without
     it the cluster stays joint until `RaftNode.leave_joint()` is called."""
+    snapshot_threshold_entries: int = attrs.field(default=0, validator=_non_negative_int)
+    """`RaftNode.snapshot_due()` says yes once this many entries were applied since the latest
+    snapshot (paper §7: each server snapshots independently); 0 never does."""
+    snapshot_threshold_bytes: int = attrs.field(default=0, validator=_non_negative_int)
+    """`RaftNode.snapshot_due()` also says yes once this many command bytes were applied since
+    the latest snapshot; 0 never does."""
+    max_snapshot_chunk_bytes: int | None = attrs.field(
+        default=None, validator=_optional_positive_int
+    )
+    """A leader sends a snapshot in chunks of at most this many bytes (paper §7's
+    InstallSnapshot `offset`/`done`); None means `max_bytes_per_message`."""
+
+    def snapshot_chunk_bytes(self) -> int:
+        """The largest snapshot chunk to send."""
+        if self.max_snapshot_chunk_bytes is None:
+            return self.max_bytes_per_message
+        return self.max_snapshot_chunk_bytes
 
     def __attrs_post_init__(self) -> None:
         if self.voters and self.node_id not in self.voters:

@@ -4,9 +4,13 @@ New entries (a leader's proposals, a follower's appends) go to the unstable tail
 `Ready` hands them to the caller to persist, and `advance` marks them stable. Reads look in the
 tail first, then in storage, so the core never needs to know how storage keeps its entries.
 
+A snapshot installed from the leader (paper §7) replaces the whole log at once: it is held as
+`pending_snapshot` and stands in for storage's log until `advance` reports it persisted. Storage
+may compact its log (move `first_index()` up to at most `applied + 1`) between any two inputs.
+
 Invariants: `committed <= last_index()`; `applied <= committed`; nothing at or below `committed`
 is ever truncated (a follower that would have to is told so loudly: that would break
-§5.4's leader completeness).
+§5.4's leader completeness), except by installing a snapshot of a later index.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 
 from raft.core._messages import Entry
+from raft.core._snapshot import Snapshot
 from raft.core._storage import Storage
 
 _data_of = attrgetter("data")
@@ -32,7 +37,9 @@ class RaftLog:
         "applied",
         "applying",
         "committed",
+        "pending_snapshot",
         "persisting",
+        "snapshot_to_persist",
         "unstable",
         "unstable_offset",
     )
@@ -48,6 +55,10 @@ class RaftLog:
         self.applied = storage.first_index() - 1
         self.applying = self.applied
         """Last index handed to the caller to apply; `applied` catches up on `advance`."""
+        self.pending_snapshot: Snapshot | None = None
+        """A snapshot installed from the leader that storage does not hold yet."""
+        self.snapshot_to_persist: Snapshot | None = None
+        """`pending_snapshot`, until handed to the caller in a `Ready`."""
 
     def last_index(self) -> int:
         """Index of the last entry, stable or not (with an empty tail, `unstable_offset` is just
@@ -56,7 +67,16 @@ class RaftLog:
 
     def first_index(self) -> int:
         """Index of the first entry held."""
+        pending = self.pending_snapshot
+        if pending is not None:
+            return pending.metadata.index + 1
         return self._storage.first_index()
+
+    def snapshot(self) -> Snapshot | None:
+        """The latest snapshot, installed or stored (what a leader sends a follower)."""
+        if self.pending_snapshot is not None:
+            return self.pending_snapshot
+        return self._storage.snapshot()
 
     def term(self, index: int) -> int:
         """Term of the entry at `index`; 0 beyond the end or before the log."""
@@ -66,6 +86,9 @@ class RaftLog:
             if position < len(self.unstable):
                 return self.unstable[position].term
             return 0
+        pending = self.pending_snapshot
+        if pending is not None:
+            return pending.metadata.term if index == pending.metadata.index else 0
         if index < self._storage.first_index() - 1:
             return 0
         return self._storage.term(index)
@@ -187,6 +210,30 @@ class RaftLog:
         entries = self.slice(self.applying + 1, self.committed + 1)
         self.applying = self.committed
         return entries
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the whole log with `snapshot` (paper §7: discard the entire log), committed
+        and handed out to apply with the next `Ready`. Callers guarantee its index is above
+        `committed`: an older snapshot would roll back committed state."""
+        index = snapshot.metadata.index
+        self.pending_snapshot = self.snapshot_to_persist = snapshot
+        self.unstable = []
+        self.unstable_offset = index + 1
+        self.persisting = index
+        self.committed = index
+        self.applying = index
+
+    def take_snapshot_to_persist(self) -> Snapshot | None:
+        """The installed snapshot not yet handed out, if any; marks it handed out."""
+        snapshot = self.snapshot_to_persist
+        self.snapshot_to_persist = None
+        return snapshot
+
+    def snapshot_persisted(self, snapshot: Snapshot) -> None:
+        """The caller persisted `snapshot` and restored the state machine from it."""
+        if self.pending_snapshot is snapshot:
+            self.pending_snapshot = None
+        self.applied = snapshot.metadata.index
 
     def applied_to(self, index: int) -> None:
         """The caller applied everything up to `index`."""

@@ -138,6 +138,19 @@ class MembershipHistory:
         """The log index of the configuration in effect (0 for the base)."""
         return self.changes[-1][0] if self.changes else 0
 
+    def at(self, index: int) -> Membership | None:
+        """The configuration in effect once the log up to `index` is applied: what a snapshot
+        at `index` records."""
+        for change_index, membership in reversed(self.changes):
+            if change_index <= index:
+                return membership
+        return self.base
+
+    def restart_from(self, base: Membership | None) -> None:
+        """The log was replaced by a snapshot recording `base`: no CONFIG entry is left."""
+        self.base = base
+        self.changes = []
+
     def record(self, index: int, membership: Membership) -> None:
         """A CONFIG entry holding `membership` is now at `index`, above every recorded one."""
         self.changes.append((index, membership))

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import attrs
 
+from raft.core._membership import Membership
+
 
 class EntryKind(enum.IntEnum):
     """What a log entry carries; `Entry.kind` holds one of these values as a plain int."""
@@ -187,6 +189,37 @@ class TimeoutNow:
     recipient: int
 
 
+@attrs.frozen
+class InstallSnapshot:
+    """One chunk of the leader's snapshot for a follower that needs entries the leader
+    compacted away (paper §7, thesis §5.1): the bytes of the snapshot's data from `offset` on,
+    `done` on the last chunk. (`index`, `snapshot_term`, `membership`) are the snapshot's
+    metadata; they name the snapshot, so a follower can tell chunks of another one apart."""
+
+    term: int
+    sender: int
+    recipient: int
+    index: int
+    snapshot_term: int
+    membership: Membership
+    offset: int
+    data: bytes
+    done: bool
+
+
+@attrs.frozen
+class InstallSnapshotResponse:
+    """A follower's answer to an `InstallSnapshot` chunk it did not finish on: it holds the
+    first `next_offset` bytes of the snapshot at `index` and wants the chunk from there (0:
+    start again). A finished install is answered by an `AppendEntriesResponse` instead."""
+
+    term: int
+    sender: int
+    recipient: int
+    index: int
+    next_offset: int
+
+
 Message = (
     VoteRequest
     | VoteResponse
@@ -197,5 +230,7 @@ Message = (
     | ReadIndexRequest
     | ReadIndexResponse
     | TimeoutNow
+    | InstallSnapshot
+    | InstallSnapshotResponse
 )
 """Any message one node sends another."""

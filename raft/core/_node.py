@@ -3,10 +3,13 @@
 Theory of operation. A `RaftNode` is a state machine that never blocks and never performs I/O.
 The caller feeds it inputs — `tick()` at a steady pace (the only notion of time it has),
 `step(message)` for each message from a peer, `propose()` for client commands, `campaign()` to
-force an election — and collects the resulting work with `ready()`: hard state and entries to
-persist, messages to send, committed entries to apply. After doing that work, in that order, the
-caller hands the batch back with `advance(ready)`. Randomness (election timeouts) comes only from
-the `random.Random` the caller passes in, so a simulator that seeds it replays a run exactly.
+force an election — and collects the resulting work with `ready()`: a snapshot from the leader,
+hard state and entries to persist, messages to send, committed entries to apply. After doing
+that work, in that order, the caller hands the batch back with `advance(ready)`. Between
+`advance` and the next `ready()`, `snapshot_due()` tells the caller when to compact its log, and
+`snapshot_metadata()` what to store with the state machine's snapshot (paper §7). Randomness
+(election timeouts) comes only from the `random.Random` the caller passes in, so a simulator
+that seeds it replays a run exactly.
 
 `step` first applies the term rules that hold in every role (§5.1), then hands the message to
 the election or replication logic for the node's role.
@@ -16,9 +19,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any, NoReturn
 
-from raft.core import _election, _reads, _reconfig, _replication
+from raft.core import _election, _reads, _reconfig, _replication, _snapshots
 from raft.core._config import Config
 from raft.core._errors import (
     CommandTooLarge,
@@ -36,6 +40,8 @@ from raft.core._messages import (
     HardState,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     ReadIndexRequest,
     ReadIndexResponse,
@@ -45,16 +51,18 @@ from raft.core._messages import (
 )
 from raft.core._progress import Progress
 from raft.core._ready import Ready, SoftState
+from raft.core._snapshot import SnapshotMetadata
 from raft.core._state import NodeState, Role
 from raft.core._storage import Storage
 
 _Handler = Callable[[NodeState, Any], None]
+_data_of = attrgetter("data")
 
 
 def _follow_and(handler: _Handler) -> _Handler:
     """A leader's message in our term: whoever we were, we now follow its sender (§5.2)."""
 
-    def handle(state: NodeState, message: AppendEntries | Heartbeat) -> None:
+    def handle(state: NodeState, message: AppendEntries | Heartbeat | InstallSnapshot) -> None:
         if state.role is not Role.FOLLOWER:
             _election.become_follower(state, state.term, message.sender)
         state.leader_id = message.sender
@@ -77,6 +85,7 @@ def _ignore(state: NodeState, message: Message) -> None:
 _CANDIDATE_HANDLERS: dict[type, _Handler] = {
     AppendEntries: _follow_and(_replication.handle_append_entries),
     Heartbeat: _follow_and(_replication.handle_heartbeat),
+    InstallSnapshot: _follow_and(_snapshots.handle_install_snapshot),
     VoteRequest: _election.handle_vote_request,
     VoteResponse: _election.handle_vote_response,
 }
@@ -84,6 +93,7 @@ _HANDLERS: dict[Role, dict[type, _Handler]] = {
     Role.FOLLOWER: {
         AppendEntries: _follow_and(_replication.handle_append_entries),
         Heartbeat: _follow_and(_replication.handle_heartbeat),
+        InstallSnapshot: _follow_and(_snapshots.handle_install_snapshot),
         VoteRequest: _election.handle_vote_request,
         TimeoutNow: _election.handle_timeout_now,
         ReadIndexResponse: _reads.handle_read_index_response,
@@ -94,6 +104,7 @@ _HANDLERS: dict[Role, dict[type, _Handler]] = {
         VoteRequest: _election.handle_vote_request,
         AppendEntriesResponse: _handle_append_response,
         HeartbeatResponse: _replication.handle_heartbeat_response,
+        InstallSnapshotResponse: _snapshots.handle_install_snapshot_response,
         ReadIndexRequest: _reads.handle_read_index_request,
     },
 }
@@ -112,6 +123,10 @@ class RaftNode:
         self._last_hard_state = storage.initial_state()
         self._last_soft_state = SoftState(Role.FOLLOWER, None)
         self._pending: Ready | None = None
+        self._applied_bytes = 0
+        """Command bytes applied after index `_bytes_counted_after` (only with
+        `Config.snapshot_threshold_bytes`)."""
+        self._bytes_counted_after = storage.first_index() - 1
 
     def __repr__(self) -> str:
         state = self._state
@@ -358,6 +373,53 @@ class RaftNode:
             _election.force_membership(self._state, membership)
         except BaseException as error:
             self._fail(error)
+    def snapshot_due(self, threshold: int | None = None) -> bool:
+        """Whether `Config.snapshot_threshold_entries` (or `threshold`, when given) entries, or
+        `Config.snapshot_threshold_bytes` command bytes, were applied since the latest snapshot,
+        so the caller should take one now (paper §7; see `snapshot_metadata`). Always False
+        between `ready()` and `advance()`."""
+        self._check_usable()
+        config = self._state.config
+        if threshold is None:
+            threshold = config.snapshot_threshold_entries
+        if self._pending is not None:
+            return False
+        log = self._state.log
+        snapshot_index = log.first_index() - 1
+        if snapshot_index != self._bytes_counted_after:
+            self._bytes_counted_after = snapshot_index
+            self._applied_bytes = 0
+        if self._state.memberships.at(log.applied) is None:
+            return False  # a joining node that has not applied a configuration yet
+        if threshold and log.applied - snapshot_index >= threshold:
+            return True
+        limit = config.snapshot_threshold_bytes
+        return bool(limit) and self._applied_bytes >= limit
+
+    def snapshot_metadata(self) -> SnapshotMetadata:
+        """Metadata for a snapshot of the state machine as it is now, at `applied_index`.
+
+        Call it between `advance` and the next `ready()`, when the state machine holds exactly
+        the entries up to `applied_index`; store its result with the state machine's
+        `snapshot()` (`MemoryStorage.create_snapshot`), which compacts the log up to there.
+        Raises `UsageError` while a `Ready` is out, when nothing was applied since the
+        latest snapshot, or on a joining node that has not applied a configuration yet
+        (`snapshot_due` says no in both of the latter cases).
+        """
+        self._check_usable()
+        if self._pending is not None:
+            raise UsageError("snapshot_metadata() between ready() and advance(): apply first")
+        state = self._state
+        log = state.log
+        index = log.applied
+        if index < log.first_index():
+            raise UsageError(f"nothing applied since the latest snapshot (at {index})")
+        membership = state.memberships.at(index)
+        if membership is None:
+            raise UsageError(
+                f"no configuration applied yet at {index}: a joining node snapshots once it has"
+            )
+        return SnapshotMetadata(index, log.term(index), membership)
 
     # ---- outputs -----------------------------------------------------------------------
 
@@ -373,6 +435,7 @@ class RaftNode:
         return bool(
             state.messages
             or state.read_states
+            or log.snapshot_to_persist is not None
             or log.persisting < log.last_index()
             or log.applying < log.committed
             or state.term != hard.term
@@ -403,6 +466,7 @@ class RaftNode:
             # Reading entries marks them handed out, so a storage error half-way must fail the
             # node: a retried ready() would send acknowledgements for entries never persisted.
             ready = Ready(
+                snapshot=log.take_snapshot_to_persist(),
                 hard_state=new_hard_state,
                 entries=tuple(log.unpersisted()),
                 messages=tuple(state.messages),
@@ -418,17 +482,24 @@ class RaftNode:
         return ready
 
     def advance(self, ready: Ready) -> None:
-        """Report that `ready`'s work is done: its entries durable, its commands applied."""
+        """Report that `ready`'s work is done: its snapshot and entries durable, its
+        snapshot restored and its commands applied."""
         self._check_usable()
         if ready is not self._pending:
             raise UsageError("advance() must be given the Ready last returned by ready()")
         self._pending = None
         log = self._state.log
+        if ready.snapshot is not None:
+            log.snapshot_persisted(ready.snapshot)
+            self._bytes_counted_after = ready.snapshot.metadata.index
+            self._applied_bytes = 0
         if ready.entries:
             last = ready.entries[-1]
             log.persisted(last.index, last.term)
         if ready.committed_entries:
             log.applied_to(ready.committed_entries[-1].index)
+            if self._state.config.snapshot_threshold_bytes:
+                self._applied_bytes += sum(map(len, map(_data_of, ready.committed_entries)))
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -460,12 +531,16 @@ class RaftNode:
                     return True
             elif isinstance(message, VoteResponse) and message.pre_vote and message.granted:
                 return True
-            leader = message.sender if isinstance(message, AppendEntries | Heartbeat) else None
+            leader = (
+                message.sender
+                if isinstance(message, AppendEntries | Heartbeat | InstallSnapshot)
+                else None
+            )
             _election.become_follower(state, message.term, leader)
             return True
         # A stale term. A stale leader must learn of our term so it steps down; with pre-vote
         # or check-quorum it would otherwise never hear of it (thesis §9.6).
-        if isinstance(message, AppendEntries | Heartbeat):
+        if isinstance(message, AppendEntries | Heartbeat | InstallSnapshot):
             state.send(AppendEntriesResponse(state.term, state.node_id, message.sender, False))
         elif isinstance(message, VoteRequest) and message.pre_vote:
             state.send(

@@ -1,12 +1,16 @@
 """What a leader knows of one follower's log (§5.3 nextIndex/matchIndex, etcd's progress).
 
-A follower is in one of two states:
+A follower is in one of three states:
 
 * PROBE: the leader does not know where the follower's log diverges from its own. It sends one
   AppendEntries at a time and waits for the answer (or the next heartbeat response) before
   sending another, backing `next_index` off with each rejection's hint.
 * REPLICATE: the follower accepted an append, so the leader streams entries optimistically,
   moving `next_index` past what it sent, up to `max_inflight_messages` unacknowledged messages.
+* SNAPSHOT: the follower needs entries the leader compacted away, so the leader sends it its
+  snapshot (paper §7), one chunk at a time: `snapshot_offset` is where the next chunk starts,
+  as the follower last asked. An acknowledged install moves it to REPLICATE; until then the
+  snapshot does not count as a match.
 
 Invariant: `match_index < next_index`; entries up to `match_index` are known to agree with the
 leader's log.
@@ -24,6 +28,7 @@ class ProgressState(enum.Enum):
 
     PROBE = 1
     REPLICATE = 2
+    SNAPSHOT = 3
 
 
 class Progress:
@@ -35,6 +40,8 @@ class Progress:
         "next_index",
         "probe_sent",
         "recent_active",
+        "snapshot_index",
+        "snapshot_offset",
         "state",
     )
 
@@ -43,10 +50,15 @@ class Progress:
         self.next_index = next_index
         self.state = ProgressState.PROBE
         self.probe_sent = False
-        """In PROBE: a probe is outstanding, so send nothing more until an answer arrives."""
+        """In PROBE a probe, in SNAPSHOT a chunk, is outstanding: send nothing more until an
+        answer (or a heartbeat response, in case it was lost) arrives."""
         self.recent_active = False
         """Heard from within the current check-quorum period."""
         self.inflights = Inflights(max_inflight)
+        self.snapshot_index = 0
+        """In SNAPSHOT: the index of the snapshot being sent."""
+        self.snapshot_offset = 0
+        """In SNAPSHOT: where in the snapshot's data the next chunk starts."""
 
     def __repr__(self) -> str:
         return (
@@ -68,11 +80,19 @@ class Progress:
         self.probe_sent = False
         self.inflights.clear()
 
+    def become_snapshot(self, index: int) -> None:
+        """Start sending the snapshot at `index` from its first byte."""
+        self.state = ProgressState.SNAPSHOT
+        self.probe_sent = False
+        self.inflights.clear()
+        self.snapshot_index = index
+        self.snapshot_offset = 0
+
     def is_paused(self) -> bool:
-        """Whether the leader must not send this follower more entries now."""
-        if self.state is ProgressState.PROBE:
-            return self.probe_sent
-        return self.inflights.full()
+        """Whether the leader must not send this follower more now."""
+        if self.state is ProgressState.REPLICATE:
+            return self.inflights.full()
+        return self.probe_sent
 
     def sent_entries(self, last_index: int) -> None:
         """Account for an AppendEntries whose last entry is `last_index`."""
@@ -95,8 +115,11 @@ class Progress:
         """Take a rejection of the append after `rejected_index`; False if it was stale.
 
         The follower's hint `conflict_index` lets `next_index` skip a whole divergent term
-        (§5.3); it never goes below `match_index + 1`, which is known to agree.
+        (§5.3); it never goes below `match_index + 1`, which is known to agree. While a
+        snapshot is on its way, rejections of earlier appends are stale.
         """
+        if self.state is ProgressState.SNAPSHOT:
+            return False
         if self.state is ProgressState.REPLICATE:
             if rejected_index <= self.match_index:
                 return False

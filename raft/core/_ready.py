@@ -6,6 +6,7 @@ import attrs
 
 from raft.core._messages import Entry, HardState, Message
 from raft.core._read_only import ReadState
+from raft.core._snapshot import Snapshot
 from raft.core._state import Role
 
 
@@ -21,12 +22,15 @@ class SoftState:
 class Ready:
     """Everything the caller must do, in this order, before calling `RaftNode.advance`:
 
-    1. persist `hard_state` (when not None) and `entries` durably. `entries` may start at an
+    1. persist `snapshot` (when not None: a snapshot installed from the leader, which replaces
+       the whole log, e.g. `MemoryStorage.apply_snapshot`), then `hard_state` (when not None)
+       and `entries` durably. `entries` may start at an
        index the storage already holds: the stored entries from there on are replaced (a new
        leader overwrote an uncommitted suffix). A vote or acknowledgement in `messages` must
        never leave for state a crash could forget (§5.2, Figure 2).
     2. send `messages`, each to its `recipient`;
-    3. apply `committed_entries` to the state machine, in order (skipping `EntryKind.NOOP`);
+    3. restore the state machine from `snapshot.data` (when not None: `StateMachine.restore`),
+       then apply `committed_entries` to it, in order (skipping `EntryKind.NOOP`);
     4. serve each read in `read_states` once the state machine has applied its `index` (now,
        or after later Readies' entries are applied);
     5. then call `advance(ready)`.
@@ -42,3 +46,5 @@ class Ready:
     committed_entries: tuple[Entry, ...]
     soft_state: SoftState | None
     read_states: tuple[ReadState, ...] = ()
+    snapshot: Snapshot | None = None
+    """A snapshot from the leader to install (paper §7); `committed_entries` follow it."""

@@ -18,6 +18,7 @@ from raft.core._messages import (
 )
 from raft.core._progress import Progress, ProgressState
 from raft.core._reads import acknowledge_round, release_held_reads
+from raft.core._snapshots import send_chunk
 from raft.core._state import NodeState
 
 # Building entries straight from tuples keeps the per-command cost of a proposal at C speed.
@@ -122,12 +123,15 @@ def maybe_commit(state: NodeState) -> bool:
 
 
 def send_append(state: NodeState, peer: int, send_if_empty: bool) -> bool:
-    """Send `peer` the entries it is missing, if its progress allows; True if sent."""
+    """Send `peer` the entries it is missing, if its progress allows; True if sent. When
+    they were compacted away, send the next chunk of the snapshot instead (paper §7)."""
     progress = state.progress[peer]
     if progress.is_paused():
         return False
     config = state.config
     log = state.log
+    if progress.next_index < log.first_index() or progress.state is ProgressState.SNAPSHOT:
+        return send_chunk(state, peer, progress)
     entries = log.entries_for_message(
         progress.next_index, config.max_entries_per_message, config.max_bytes_per_message
     )
@@ -190,10 +194,12 @@ def handle_append_response(state: NodeState, message: AppendEntriesResponse) -> 
         return
     if not progress.acknowledged(message.match_index):
         return
-    if progress.state is ProgressState.PROBE:
-        progress.become_replicate()
-    else:
+    if progress.state is ProgressState.REPLICATE:
         progress.inflights.free_up_to(message.match_index)
+    elif progress.state is ProgressState.PROBE or progress.next_index >= state.log.first_index():
+        # A probe matched, or the follower holds (or just installed) everything up to where
+        # our log starts: stream entries from its match on.
+        progress.become_replicate()
     # A new commit index reaches the followers with their next append or heartbeat, as in the
     # paper (§5.3), not in a message of its own: that would double the messages per command.
     if maybe_commit(state) and message.sender not in state.progress:

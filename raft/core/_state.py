@@ -16,6 +16,7 @@ from raft.core._messages import EntryKind, Message
 from raft.core._progress import Progress
 from raft.core._quorum import JointQuorum
 from raft.core._read_only import ReadOnly, ReadState
+from raft.core._snapshot import PartialSnapshot, base_membership
 from raft.core._storage import Storage
 
 
@@ -54,6 +55,7 @@ class NodeState:
         "randomized_election_timeout",
         "read_only",
         "read_states",
+        "receiving_snapshot",
         "restarted_with_lease_promise",
         "rng",
         "role",
@@ -86,6 +88,8 @@ class NodeState:
         self.is_voter = False
         """Whether this node votes in the configuration in effect."""
         self.adopt_membership()
+        self.receiving_snapshot: PartialSnapshot | None = None
+        """As follower: the snapshot whose chunks are arriving (paper §7, InstallSnapshot)."""
         self.progress: dict[int, Progress] = {}
         self.votes: dict[int, bool] = {}
         self.messages: list[Message] = []
@@ -154,16 +158,9 @@ class NodeState:
         self.messages.append(message)
 
 
-def base_membership(config: Config, storage: Storage) -> Membership | None:
-    """The configuration in effect before the log's first CONFIG entry: the voters the cluster
-    started with (None for a joining node, `Config.voters == ()`). The one place that decides
-    it: once logs are compacted, a snapshot's recorded membership belongs here."""
-    return Membership(config.voters) if config.voters else None
-
-
 def membership_history(config: Config, storage: Storage) -> MembershipHistory:
     """The base configuration and every CONFIG entry the stored log holds (on restart)."""
-    history = MembershipHistory(base_membership(config, storage))
+    history = MembershipHistory(base_membership(config, storage.snapshot()))
     config_kind = EntryKind.CONFIG.value
     first, last = storage.first_index(), storage.last_index()
     if last >= first:

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from raft.core._messages import Entry, HardState
+from raft.core._snapshot import Snapshot
 
 
 class Storage(Protocol):
     """Read access to a node's durable Raft state.
 
     Indexes are 1-based. The log holds entries `first_index() .. last_index()`; `term()` also
-    answers for `first_index() - 1` (the entry just before the log, 0 for an empty log), which
-    is where a snapshot will sit once compaction exists.
+    answers for `first_index() - 1` (the entry just before the log, 0 for an empty log): the
+    last entry of the latest snapshot, once the log was compacted (paper §7). Then
+    `first_index() == snapshot().metadata.index + 1`.
     """
 
     def initial_state(self) -> HardState:
@@ -39,4 +41,8 @@ class Storage(Protocol):
 
     def last_index(self) -> int:
         """The index of the last entry held (`first_index() - 1` when there are none)."""
+        ...
+
+    def snapshot(self) -> Snapshot | None:
+        """The latest snapshot stored (taken here or installed from a leader), None if none."""
         ...

@@ -26,6 +26,8 @@ from raft.core import (
     EntryKind,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
     Message,
     ReadIndexRequest,
     ReadIndexResponse,
@@ -188,6 +190,8 @@ _MESSAGE_TYPES: Final[tuple[tuple[int, type[Any]], ...]] = (
     (7, ReadIndexRequest),
     (8, ReadIndexResponse),
     (9, TimeoutNow),
+    (10, InstallSnapshot),
+    (11, InstallSnapshotResponse),
 )
 
 _SHAPE_BY_CODE: Final = {code: _Shape.of(cls) for code, cls in _MESSAGE_TYPES}

@@ -4,14 +4,11 @@ from raft.core._storage import Storage
 from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
 from raft.storage._file import FileStorage
 from raft.storage._memory import MemoryStorage
-from raft.storage._snapshot import Snapshot, SnapshotMetadata
 
 __all__ = [
     "CorruptedStorage",
     "FileStorage",
     "MemoryStorage",
-    "Snapshot",
-    "SnapshotMetadata",
     "Storage",
     "StorageError",
     "StorageFull",

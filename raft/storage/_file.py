@@ -21,11 +21,10 @@ from pathlib import Path
 
 import attrs
 
-from raft.core import Entry, HardState
+from raft.core import Entry, HardState, Snapshot, SnapshotMetadata
 from raft.storage._errors import CorruptedStorage, StorageError, StorageFull
 from raft.storage._files import fsync_directory, translated
 from raft.storage._segments import SegmentLog
-from raft.storage._snapshot import Snapshot, SnapshotMetadata
 from raft.storage._snapshot_file import PATTERN, read_snapshot, snapshot_path, write_snapshot
 from raft.storage._state_file import State, read_state, write_state
 

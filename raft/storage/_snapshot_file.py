@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from raft.core import Snapshot, SnapshotMetadata
 from raft.core._membership import Membership
 from raft.storage._errors import CorruptedStorage
 from raft.storage._files import read_file, write_atomically
 from raft.storage._records import pack, seal, unpack, unseal
-from raft.storage._snapshot import Snapshot, SnapshotMetadata
 
 MAGIC = b"RAFT-SN1"
 PATTERN = "snapshot-*.snap"

@@ -27,11 +27,10 @@ from typing import ClassVar, Protocol, cast
 
 import pytest
 
-from raft.core import Entry, HardState
+from raft.core import Entry, HardState, Snapshot, SnapshotMetadata
 from raft.core._membership import Membership
 from raft.core._storage import Storage
 from raft.storage._errors import CorruptedStorage
-from raft.storage._snapshot import Snapshot, SnapshotMetadata
 
 
 class WritableStorage(Storage, Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from itertools import pairwise
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -177,3 +178,99 @@ RandomSchedule.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_random_schedules_keep_raft_safe = RandomSchedule.TestCase
+
+
+class RandomScheduleWithCompaction(RandomSchedule):
+    """The same schedules with every node compacting its log every 3 applied entries and
+    snapshots sent in 32-byte chunks (paper §7): installs meet drops, duplicates, reordering and
+    crashes. Each state machine records every command it holds, snapshots included, so any two
+    must be one a prefix of the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[int, int] = {}
+        """How many commands each running state machine held at the last check."""
+
+    @initialize(size=st.sampled_from([3, 5]), seed=st.integers(0, 2**32 - 1))
+    def build(self, size: int, seed: int) -> None:
+        voters = tuple(range(1, size + 1))
+        for node_id in voters:
+            self.applied[node_id] = []
+            self.replicas[node_id] = Replica(
+                Config(
+                    node_id=node_id,
+                    voters=voters,
+                    election_ticks=5,
+                    max_inflight_messages=4,
+                    snapshot_threshold_entries=3,
+                    max_snapshot_chunk_bytes=32,
+                ),
+                random.Random(f"{seed}/{node_id}"),
+                AppliedLog,
+                on_apply=self._record_apply,
+            )
+
+    @invariant()
+    def leaders_only_append(self) -> None:
+        # Compaction drops a log's head: compare what both versions still hold, by index.
+        for node_id, log in self._logs().items():
+            node = self.replicas[node_id].node
+            if node.role is not Role.LEADER:
+                continue
+            key = (node_id, node.term)
+            first = log[0].index if log else node.last_index + 1
+            before = [entry for entry in self.leader_logs.get(key, []) if entry.index >= first]
+            assert log[: len(before)] == before, (
+                f"leader {node_id} of term {node.term} rewrote its log: {before} -> {log}"
+            )
+            self.leader_logs[key] = log
+
+    @rule(pick=st.integers(0, 4), count=st.integers(3, 10))
+    def propose_while_one_node_is_cut_off(self, pick: int, count: int) -> None:
+        """Commands committed without one node for a few round trips: it falls behind the
+        leader's compacted log and will need a snapshot."""
+        cut_off = self._node(pick).node_id
+        leaders = [r for r in self.replicas.values() if r.up and r.node.role is Role.LEADER]
+        if not leaders or leaders[0].node_id == cut_off:
+            return
+        self.propose(leaders[0].node_id - 1, count)
+        for _ in range(3):
+            batch, self.pool = self.pool, []
+            for message in batch:
+                replica = self.replicas[message.recipient]
+                if message.recipient != cut_off and replica.up:
+                    replica.node.step(message)
+                    self._flush(replica)
+
+    @rule(pick=st.integers(0, 4))
+    def crash_and_restart(self, pick: int) -> None:
+        self.held.pop(self._node(pick).node_id, None)
+        super().crash_and_restart(pick)
+
+    @invariant()
+    def running_state_machines_never_lose_commands(self) -> None:
+        """No rollback: an installed snapshot never replaces newer state (paper §7)."""
+        for node_id, replica in self.replicas.items():
+            commands = replica.state_machine.commands  # type: ignore[attr-defined]
+            assert len(commands) >= self.held.get(node_id, 0), (
+                f"node {node_id} went back to {len(commands)} commands from {self.held[node_id]}"
+            )
+            self.held[node_id] = len(commands)
+
+    @invariant()
+    def state_machines_hold_prefixes_of_one_history(self) -> None:
+        histories = sorted(
+            (replica.state_machine.commands for replica in self.replicas.values()),  # type: ignore[attr-defined]
+            key=len,
+        )
+        for shorter, longer in pairwise(histories):
+            assert longer[: len(shorter)] == shorter, f"{shorter} is not a prefix of {longer}"
+
+
+RandomScheduleWithCompaction.TestCase.settings = settings(
+    max_examples=300,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_random_schedules_with_compaction_keep_raft_safe = RandomScheduleWithCompaction.TestCase

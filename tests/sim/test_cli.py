@@ -42,7 +42,7 @@ def test_run_writes_history_and_timeline(
 
 
 def test_local_reads_exit_with_status_one(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--seed", "0", "--read-mode", "local"]) == 1
+    assert main(["run", "--seed", "1", "--read-mode", "local"]) == 1
     out = capsys.readouterr().out
     assert "verdict: VIOLATED" in out and "linearizability" in out
 

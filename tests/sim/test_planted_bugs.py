@@ -19,10 +19,12 @@ from typing import Any
 import attrs
 import pytest
 
-from raft.core import _election, _log, _node, _reconfig, _replication
+from raft.core import _election, _log, _node, _reconfig, _replication, _snapshots
 from raft.core._membership import Membership
-from raft.core._messages import Entry, HardState, VoteRequest
+from raft.core._messages import Entry, HardState, InstallSnapshot, VoteRequest
+from raft.core._snapshot import Snapshot
 from raft.core._state import NodeState, Role
+from raft.storage import MemoryStorage
 from sim import RunOptions, RunResult, Workload, run_simulation
 from statemachines import KVStore
 
@@ -148,6 +150,22 @@ def plant_membership_without_joint(monkeypatch: pytest.MonkeyPatch) -> None:
         return append_config(state, membership)
 
     monkeypatch.setattr(_reconfig, "append_config", append_new_voters_directly)
+def plant_snapshot_over_newer_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follower installs whatever snapshot completes, even one no newer than its commit
+    index, and storage's own refusal of an older snapshot is bypassed: a delayed duplicate of
+    an old snapshot rolls the follower's state machine back (paper §7: a follower discards its
+    log only for a snapshot of entries it lacks)."""
+    apply_snapshot = MemoryStorage.apply_snapshot
+
+    def apply_over_newer(storage: MemoryStorage, snapshot: Snapshot) -> None:
+        storage._offset = min(storage._offset, snapshot.metadata.index - 1)
+        apply_snapshot(storage, snapshot)
+
+    def never_older(state: NodeState, message: InstallSnapshot) -> bool:
+        return False
+
+    monkeypatch.setattr(_snapshots, "is_older_than_commit", never_older)
+    monkeypatch.setattr(MemoryStorage, "apply_snapshot", apply_over_newer)
 
 
 @attrs.frozen
@@ -204,6 +222,19 @@ PLANTED_BUGS = (
         plant_membership_without_joint,
         RunOptions(nodes=3, nemesis="membership", duration=10),
         frozenset({"election safety", "state machine safety", "durability", "leader completeness"}),
+        bound=30,
+    ),
+    PlantedBug(
+        "snapshot-over-newer-state",
+        plant_snapshot_over_newer_state,
+        RunOptions(
+            nodes=3,
+            nemesis="snapshot,flaky-net",
+            duration=10,
+            clients=50,
+            snapshot_chunk_bytes=1 << 20,
+        ),
+        frozenset({"state machine safety", "linearizability", "durability"}),
         bound=30,
     ),
 )
@@ -289,6 +320,15 @@ def test_sweep_finds_stale_reads_from_a_leader_without_quorum(
     assert_sweep_finds("stale-leader-reads", monkeypatch)
 
 
+def test_sweep_finds_an_old_snapshot_installed_over_newer_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whole-snapshot chunks that the network duplicates and delays: a follower that caught up
+    and compacted past an old snapshot installs a late copy of it, rolling back applied
+    commands (paper §7)."""
+    assert_sweep_finds("snapshot-over-newer-state", monkeypatch)
+
+
 @pytest.mark.parametrize("name", sorted(BUGS_BY_NAME))
 def test_every_planted_bug_is_removed_by_undo(name: str) -> None:
     """The core each test leaves behind is the real one: no planted bug leaks."""
@@ -301,5 +341,7 @@ def test_every_planted_bug_is_removed_by_undo(name: str) -> None:
     assert _log.RaftLog.append.__module__ == "raft.core._log"
     assert Workload._arrive.__qualname__ == "Workload._arrive"
     assert _reconfig.append_config is _replication.append_config
+    assert _snapshots.is_older_than_commit.__module__ == "raft.core._snapshots"
+    assert MemoryStorage.apply_snapshot.__qualname__ == "MemoryStorage.apply_snapshot"
     for role, table in _node._HANDLERS.items():
         assert table.get(VoteRequest) is _REAL_VOTE_HANDLERS[role]

@@ -70,7 +70,8 @@ def test_replay_command_names_every_option() -> None:
     result = run_simulation(2, RunOptions(duration=3, nodes=3, nemesis="kill,pause", clients=4))
     assert result.replay_command() == (
         "python -m sim run --seed 2 --nodes 3 --nemesis kill,pause --duration 3 "
-        "--read-mode index --clients 4 --max-entries-per-message 4096"
+        "--read-mode index --clients 4 --max-entries-per-message 4096 "
+        "--snapshot-chunk-bytes 16"
     )
     assert all(fault.split()[0] in ("kill", "pause") for fault in result.faults)
 

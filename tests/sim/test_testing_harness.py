@@ -81,6 +81,12 @@ class Counter:
         self.total += int.from_bytes(command, "big", signed=True)
         return self.total
 
+    def snapshot(self) -> bytes:
+        return str(self.total).encode()
+
+    def restore(self, data: bytes) -> None:
+        self.total = int(data)
+
     def state_digest(self) -> int:
         return self.total
 
@@ -197,6 +203,23 @@ def test_a_raft_that_ignores_the_election_restriction_is_caught(
                 max_examples=300, stateful_step_count=50, database=None, phases=[Phase.generate]
             ),
         )
+
+
+class ForgetfulSnapshotCounter(Counter):
+    """A snapshot that loses the state: a compacted or caught-up replica would start over."""
+
+    def snapshot(self) -> bytes:
+        return b"0"
+
+
+class CheckForgetfulSnapshotCounter(ReplicatedStateMachineTest):
+    state_machine_factory = ForgetfulSnapshotCounter
+    commands = AMOUNTS.filter(lambda command: command != int_command(0))
+
+
+def test_a_snapshot_that_does_not_restore_the_state_is_caught() -> None:
+    with pytest.raises(AssertionError, match=r"^snapshot round trip violated"):
+        run_state_machine_as_test(CheckForgetfulSnapshotCounter, settings=FIND_BUG)
 
 
 class RaisesOnBoom:

@@ -17,6 +17,8 @@ def _last_segment(path: Path) -> Path:
 class TestMemoryStorage(StorageConformance):
     """In memory: the object is what a crash leaves, so a reopen returns it unchanged."""
 
+    snapshots = True
+
     def make_storage(self, path: Path) -> WritableStorage:
         return MemoryStorage()
 

@@ -13,9 +13,9 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raft import Entry, HardState
+from raft import Entry, HardState, SnapshotMetadata
 from raft.core._membership import Membership
-from raft.storage import CorruptedStorage, FileStorage, SnapshotMetadata
+from raft.storage import CorruptedStorage, FileStorage
 from raft.storage._records import commit_record, entries_record
 
 SEGMENT_BYTES = 96

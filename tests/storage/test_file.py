@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from raft import Config, Entry, EntryKind, HardState, RaftNode
+from raft import Config, Entry, EntryKind, HardState, RaftNode, Snapshot, SnapshotMetadata
 from raft.core._membership import Membership
 from raft.storage import (
     CorruptedStorage,
     FileStorage,
-    Snapshot,
-    SnapshotMetadata,
     StorageError,
     StorageFull,
 )

@@ -12,9 +12,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from raft import Entry, HardState
+from raft import Entry, HardState, Snapshot, SnapshotMetadata
 from raft.core._membership import Membership
-from raft.storage import FileStorage, Snapshot, SnapshotMetadata
+from raft.storage import FileStorage
 
 MEMBERS = Membership((1, 2, 3))
 

@@ -255,9 +255,8 @@ class RaftServer:
 
     def _start_node(self) -> None:
         storage = self._storage
-        snapshot_of = getattr(storage, "snapshot", None)
-        snapshot = snapshot_of() if snapshot_of is not None else None
-        if snapshot is not None:
+        snapshot = storage.snapshot()
+        if snapshot is not None:  # the log starts after it: the state machine starts from it
             self._sessions.restore(snapshot.data)
             self._applied = snapshot.metadata.index
         self._node = RaftNode(self._config, storage, self._rng)
@@ -366,8 +365,7 @@ class RaftServer:
                 changed.set()
 
     async def _persist(self, ready: Ready) -> None:
-        snapshot = getattr(ready, "snapshot", None)
-        if ready.hard_state is None and not ready.entries and snapshot is None:
+        if ready.hard_state is None and not ready.entries and ready.snapshot is None:
             return
         start = trio.current_time()
         if self._persist_in_thread:
@@ -379,8 +377,8 @@ class RaftServer:
 
     def _save(self, ready: Ready) -> None:
         storage: Any = self._storage
-        snapshot = getattr(ready, "snapshot", None)
-        save = getattr(storage, "save", None)
+        snapshot = ready.snapshot
+        save = getattr(storage, "save", None)  # FileStorage: one call, one fsync
         if save is not None:
             if snapshot is not None:
                 save(ready.hard_state, ready.entries, snapshot)
@@ -395,7 +393,7 @@ class RaftServer:
             storage.set_hard_state(ready.hard_state)
 
     async def _apply(self, ready: Ready) -> None:
-        snapshot = getattr(ready, "snapshot", None)
+        snapshot = ready.snapshot
         if snapshot is not None:
             self._sessions.restore(snapshot.data)
             index = snapshot.metadata.index
@@ -457,9 +455,8 @@ class RaftServer:
             self._by_index[waiter.index] = waiter
 
     async def _maybe_compact(self) -> None:
-        node: Any = self.node
-        snapshot_due = getattr(node, "snapshot_due", None)
-        if snapshot_due is None or not snapshot_due():
+        node = self.node
+        if not node.snapshot_due():
             return
         metadata = node.snapshot_metadata()
         data = self._sessions.snapshot()

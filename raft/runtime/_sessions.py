@@ -148,9 +148,9 @@ class SessionTable:
                 sessions.append([client_id, seq, True, encoded])
             except (TypeError, ValueError, OverflowError):
                 sessions.append([client_id, seq, False, None])
-        inner: Any = self.state_machine  # snapshot/restore: StateMachine's optional methods
         data: bytes = msgpack.packb(
-            [SNAPSHOT_VERSION, sessions, self.evictions, inner.snapshot()], use_bin_type=True
+            [SNAPSHOT_VERSION, sessions, self.evictions, self.state_machine.snapshot()],
+            use_bin_type=True,
         )
         return data
 
@@ -170,7 +170,6 @@ class SessionTable:
                 else _Expired(client_id, seq, "its result was not kept in the snapshot")
             )
             clients[client_id] = (seq, result)
-        machine: Any = self.state_machine
-        machine.restore(inner)
+        self.state_machine.restore(inner)
         self._clients = clients
         self.evictions = evictions

@@ -17,8 +17,15 @@ TICK = 0.1
 
 
 class Cluster:
-    def __init__(self, nursery: trio.Nursery, hub: MemoryHub | None = None, **server_options: Any):
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        hub: MemoryHub | None = None,
+        config_options: dict[str, Any] | None = None,
+        **server_options: Any,
+    ):
         self.nursery = nursery
+        self.config_options = config_options or {}
         self.hub = hub or MemoryHub(round_trip=True)
         self.storages: dict[int, MemoryStorage] = {}
         self.servers: dict[int, RaftServer] = {}
@@ -32,7 +39,7 @@ class Cluster:
         storage = self.storages.setdefault(node_id, MemoryStorage())
         self.generation += 1
         server = RaftServer(
-            Config(node_id=node_id, voters=voters),
+            Config(node_id=node_id, voters=voters, **self.config_options),
             storage,
             self.hub.connect(node_id),
             KVStore(),

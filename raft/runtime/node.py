@@ -175,6 +175,7 @@ async def run_node(arguments: argparse.Namespace) -> None:
         voters=tuple(sorted(peers)),
         election_ticks=arguments.election_ticks,
         heartbeat_ticks=1,
+        snapshot_threshold_entries=arguments.snapshot_entries,
     )
     rng = random.Random(int.from_bytes(os.urandom(8), "big"))
     with FileStorage(arguments.dir) as storage:
@@ -220,6 +221,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tick", type=float, default=0.05, help="seconds per tick")
     parser.add_argument("--election-ticks", type=int, default=10, help="ticks per election")
     parser.add_argument("--request-timeout", type=float, default=2.0, help="seconds")
+    parser.add_argument(
+        "--snapshot-entries", type=int, default=10000, help="compact every N applied (0: never)"
+    )
     return parser.parse_args(argv)
 
 

@@ -97,8 +97,10 @@ class ProcessCluster:
         tick: float = 0.02,
         election_ticks: int = 10,
         request_timeout: float = 1.0,
+        snapshot_entries: int = 10000,
     ) -> None:
         self.directory = directory
+        self.snapshot_entries = snapshot_entries
         self.tick = tick
         self.election_ticks = election_ticks
         self.request_timeout = request_timeout
@@ -141,6 +143,8 @@ class ProcessCluster:
             str(self.election_ticks),
             "--request-timeout",
             str(self.request_timeout),
+            "--snapshot-entries",
+            str(self.snapshot_entries),
         ]
         process = await trio.lowlevel.open_process(
             command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL

@@ -14,7 +14,7 @@ from sim import check_linearizability, history_from_records
 
 
 async def test_sigkill_the_leader_twenty_times(tmp_path: Path) -> None:
-    cluster = ProcessCluster(tmp_path)
+    cluster = ProcessCluster(tmp_path, snapshot_entries=100)  # compaction under SIGKILL too
     try:
         await cluster.start_all()
         await cluster.find_leader()
@@ -34,5 +34,7 @@ async def test_sigkill_the_leader_twenty_times(tmp_path: Path) -> None:
     completed_writes = [op for op in ops if op.kind.value == "write" and op.outcome.value == "ok"]
     assert len(completed_writes) >= 20, "the workload made too little progress"
     assert len(result.acknowledged) >= 5
+    snapshots = list(tmp_path.glob("node-*/snapshot-*.snap"))
+    assert snapshots, "no node compacted its log"
     verdict = check_linearizability(ops, "kv")
     assert verdict.ok, verdict.explain()

@@ -382,19 +382,20 @@ class RaftNode:
         config = self._state.config
         if threshold is None:
             threshold = config.snapshot_threshold_entries
-        if self._pending is not None:
-            return False
+        limit = config.snapshot_threshold_bytes
+        if self._pending is not None or not (threshold or limit):
+            return False  # the caller asks after every Ready: keep the common answer cheap
         log = self._state.log
         snapshot_index = log.first_index() - 1
         if snapshot_index != self._bytes_counted_after:
             self._bytes_counted_after = snapshot_index
             self._applied_bytes = 0
-        if self._state.memberships.at(log.applied) is None:
-            return False  # a joining node that has not applied a configuration yet
-        if threshold and log.applied - snapshot_index >= threshold:
-            return True
-        limit = config.snapshot_threshold_bytes
-        return bool(limit) and self._applied_bytes >= limit
+        due = (threshold and log.applied - snapshot_index >= threshold) or (
+            limit and self._applied_bytes >= limit
+        )
+        # A joining node that has not applied a configuration yet cannot say what a snapshot
+        # would record (see `snapshot_metadata`).
+        return bool(due) and self._state.memberships.at(log.applied) is not None
 
     def snapshot_metadata(self) -> SnapshotMetadata:
         """Metadata for a snapshot of the state machine as it is now, at `applied_index`.

@@ -330,3 +330,27 @@ async def test_a_failing_storage_stops_the_server_loudly(
     assert caught.group_contains(OSError, match="disk on fire")
     with pytest.raises(ServerStopped):
         await server.apply(encode_put("x", 1))
+
+
+async def test_lease_and_stale_reads(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        cluster = Cluster(nursery, config_options={"lease_reads": True})
+        await cluster.start_all()
+        leader = await cluster.leader()
+        await leader.apply(encode_put("x", 1))
+        assert await leader.read(_get("x"), consistency="lease") == 1
+        for server in cluster.servers.values():
+            assert await server.read(_get("x")) == 1
+        with pytest.raises(ValueError, match="consistency"):
+            await leader.read(_get("x"), consistency="eventual")  # type: ignore[arg-type]
+        nursery.cancel_scope.cancel()
+
+
+async def test_lease_reads_need_the_config(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        cluster = Cluster(nursery)
+        await cluster.start_all()
+        leader = await cluster.leader()
+        with pytest.raises(ValueError, match="lease_reads"):
+            await leader.read(_get("x"), consistency="lease")
+        nursery.cancel_scope.cancel()

@@ -8,27 +8,105 @@ Cases, one JSON line each (medians of `--repeat` runs):
   {"case": "failover", "election_timeout_s": ..., "median_s": ..., "runs_s": [...]}
       SIGKILL the leader, then time until a write submitted right after the kill commits
       (`--failovers` reps; the killed node is restarted between reps).
+With `--peer pysyncobj --peer-python VENV/bin/python` (a venv holding pysyncobj and msgpack,
+not a dependency of this project) the same write cases also run on a 3-process PySyncObj
+cluster (`benchmarks/_pysyncobj_node.py`: in-memory log, no fsync) in the same run, and a
+`{"case": "ratio", ...}` line per concurrency gives trio-raft's writes/s over PySyncObj's.
 Usage: python benchmarks/cluster_throughput.py [--seconds 5] [--repeat 3] [--failovers 5]
+           [--peer pysyncobj --peer-python /path/to/venv/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
+import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from raft.testing.processes import ClientError, NodeClient, ProcessCluster
+from raft.testing.processes import ClientError, NodeClient, ProcessCluster, free_port
 
 VALUE = "0123456789abcdef"  # 16 bytes
 
 
-async def _writes(cluster: ProcessCluster, concurrency: int, seconds: float) -> dict[str, float]:
+class _PeerNode:
+    def __init__(self) -> None:
+        self.raft_port = free_port()
+        self.client_port = free_port()
+        self.process: trio.Process | None = None
+
+
+class PySyncObjCluster:
+    """3 PySyncObj processes (`_pysyncobj_node.py`) run by `python`, with the same client
+    protocol for puts, so `_writes` drives them unchanged."""
+
+    def __init__(self, python: str, size: int = 3) -> None:
+        self.python = python
+        self.nodes = {i: _PeerNode() for i in range(1, size + 1)}
+
+    async def start_all(self) -> None:
+        script = str(Path(__file__).with_name("_pysyncobj_node.py"))
+        for node_id, node in self.nodes.items():
+            partners = ",".join(
+                f"127.0.0.1:{n.raft_port}" for i, n in self.nodes.items() if i != node_id
+            )
+            node.process = await trio.lowlevel.open_process(
+                [
+                    self.python,
+                    script,
+                    "--self",
+                    f"127.0.0.1:{node.raft_port}",
+                    "--partners",
+                    partners,
+                    "--client-port",
+                    str(node.client_port),
+                ],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+            assert node.process.stdout is not None
+            with trio.fail_after(30):
+                line = b""
+                while not line.endswith(b"\n"):
+                    chunk = await node.process.stdout.receive_some(1)
+                    if not chunk:
+                        raise RuntimeError("a PySyncObj node exited")
+                    line += chunk
+
+    async def find_leader(self, timeout: float = 30.0) -> int:
+        with trio.fail_after(timeout):
+            while True:
+                for node_id, node in self.nodes.items():
+                    client = NodeClient(node.client_port)
+                    try:
+                        status, value = await client.call("status", [], timeout=1)
+                    except ClientError:
+                        continue
+                    finally:
+                        await client.aclose()
+                    if status == "ok" and value["role"] == "LEADER":
+                        return node_id
+                await trio.sleep(0.1)
+
+    async def aclose(self) -> None:
+        for node in self.nodes.values():
+            if node.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(node.process.pid, signal.SIGKILL)
+                await node.process.wait()
+                node.process = None
+
+
+async def _writes(cluster: Any, concurrency: int, seconds: float) -> dict[str, float]:
     leader = await cluster.find_leader()
     port = cluster.nodes[leader].client_port
     latencies: list[float] = []
@@ -102,7 +180,51 @@ async def _failover(cluster: ProcessCluster) -> float:
     return took
 
 
+def _summary(system: str, concurrency: int, runs: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "case": "writes",
+        "system": system,
+        "concurrency": concurrency,
+        "fsync": system == "trio-raft",
+        "writes_per_s": round(statistics.median(r["writes_per_s"] for r in runs)),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 2),
+        "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 2),
+        "runs_writes_per_s": [round(r["writes_per_s"]) for r in runs],
+        "errors": sum(int(r["errors"]) for r in runs),
+    }
+
+
+async def _peer(arguments: argparse.Namespace, ours: dict[int, dict[str, Any]]) -> None:
+    cluster = PySyncObjCluster(arguments.peer_python)
+    try:
+        await cluster.start_all()
+        for concurrency in arguments.concurrency:
+            runs = [
+                await _writes(cluster, concurrency, arguments.seconds)
+                for _ in range(arguments.repeat)
+            ]
+            theirs = _summary("pysyncobj", concurrency, runs)
+            print(json.dumps(theirs), flush=True)
+            mine = ours[concurrency]["writes_per_s"]
+            print(
+                json.dumps(
+                    {
+                        "case": "ratio",
+                        "concurrency": concurrency,
+                        "trio_raft_writes_per_s": mine,
+                        "pysyncobj_writes_per_s": theirs["writes_per_s"],
+                        "ratio": round(mine / max(1, theirs["writes_per_s"]), 2),
+                    }
+                ),
+                flush=True,
+            )
+    finally:
+        with trio.CancelScope(shield=True):
+            await cluster.aclose()
+
+
 async def bench(arguments: argparse.Namespace) -> None:
+    ours: dict[int, dict[str, Any]] = {}
     directory = Path(tempfile.mkdtemp(prefix="raft-bench-"))
     cluster = ProcessCluster(
         directory,
@@ -117,21 +239,8 @@ async def bench(arguments: argparse.Namespace) -> None:
                 await _writes(cluster, concurrency, arguments.seconds)
                 for _ in range(arguments.repeat)
             ]
-            print(
-                json.dumps(
-                    {
-                        "case": "writes",
-                        "concurrency": concurrency,
-                        "fsync": True,
-                        "writes_per_s": round(statistics.median(r["writes_per_s"] for r in runs)),
-                        "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 2),
-                        "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 2),
-                        "runs_writes_per_s": [round(r["writes_per_s"]) for r in runs],
-                        "errors": sum(int(r["errors"]) for r in runs),
-                    }
-                ),
-                flush=True,
-            )
+            ours[concurrency] = _summary("trio-raft", concurrency, runs)
+            print(json.dumps(ours[concurrency]), flush=True)
         if arguments.failovers:
             runs_s = [await _failover(cluster) for _ in range(arguments.failovers)]
             timeout = arguments.tick * arguments.election_ticks
@@ -153,6 +262,8 @@ async def bench(arguments: argparse.Namespace) -> None:
     finally:
         with trio.CancelScope(shield=True):
             await cluster.aclose()
+    if arguments.peer == "pysyncobj":
+        await _peer(arguments, ours)
 
 
 def main() -> None:
@@ -163,6 +274,8 @@ def main() -> None:
     parser.add_argument("--failovers", type=int, default=5)
     parser.add_argument("--tick", type=float, default=0.05, help="seconds per tick")
     parser.add_argument("--election-ticks", type=int, default=10)
+    parser.add_argument("--peer", choices=["pysyncobj"], help="also run this system")
+    parser.add_argument("--peer-python", default="python", help="the peer venv's python")
     trio.run(bench, parser.parse_args())
 
 

@@ -62,7 +62,7 @@ from raft.runtime._sessions import (
     encode_envelope,
 )
 from raft.runtime._transport import Transport
-from raft.storage import MemoryStorage
+from raft.storage import MemoryStorage, StorageFull
 
 T = TypeVar("T")
 Consistency = Literal["linearizable", "lease", "stale"]
@@ -106,6 +106,8 @@ class ServerStatus:
     max_persist_seconds: float
     sessions: int
     """Clients in the session table."""
+    disk_full: bool
+    """The last write found the disk full; it is retried, and proposals are refused."""
 
 
 class _Waiter:
@@ -223,6 +225,7 @@ class RaftServer:
         self._changed = trio.Event()
         self._resumed: trio.Event | None = None
         self._persists = 0
+        self._disk_full: StorageFull | None = None
         self._max_persist = 0.0
         self._stopped: BaseException | None = None
         self._running = False
@@ -368,10 +371,21 @@ class RaftServer:
         if ready.hard_state is None and not ready.entries and ready.snapshot is None:
             return
         start = trio.current_time()
-        if self._persist_in_thread:
-            await trio.to_thread.run_sync(self._save, ready)
-        else:
-            self._save(ready)
+        retry = self._tick_interval * self._config.heartbeat_ticks
+        while True:
+            try:
+                if self._persist_in_thread:
+                    await trio.to_thread.run_sync(self._save, ready)
+                else:
+                    self._save(ready)
+                break
+            except StorageFull as error:
+                # Nothing was stored: refuse new proposals, keep ticking and stepping, and
+                # retry this same Ready until space returns (nothing of it was sent yet).
+                self._disk_full = error
+                await trio.sleep(retry)
+                retry = min(retry * 2, 1.0)
+        self._disk_full = None
         self._persists += 1
         self._max_persist = max(self._max_persist, trio.current_time() - start)
 
@@ -512,7 +526,8 @@ class RaftServer:
         a retry of the same (`client_id`, `seq`) after a `Timeout` is applied at most once and
         returns the first result (see `SessionTable`).
 
-        Raises `NotLeader` (not applied), `CommandTooLarge`, `Overloaded` (not proposed),
+        Raises `NotLeader` (not applied), `CommandTooLarge`, `Overloaded` and `StorageFull`
+        (not proposed),
         `Timeout`/`NoQuorum` (outcome unknown), `SessionExpired`, `ServerStopped`.
         """
         self._check_running()
@@ -523,6 +538,8 @@ class RaftServer:
         node = self.node
         if node.role is not Role.LEADER:
             raise self._not_leader()
+        if self._disk_full is not None:
+            raise StorageFull(self._disk_full.path) from self._disk_full
         if self._pending_bytes + len(data) > self._max_uncommitted:
             raise Overloaded(self._pending_bytes, self._max_uncommitted)
         waiter = _Waiter(data)
@@ -717,6 +734,7 @@ class RaftServer:
             persists=self._persists,
             max_persist_seconds=self._max_persist,
             sessions=len(self._sessions),
+            disk_full=self._disk_full is not None,
         )
 
     async def wait_for_leader(self, *, timeout: float | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import trio
@@ -19,7 +20,7 @@ from raft.runtime import (
     SessionExpired,
     Timeout,
 )
-from raft.storage import MemoryStorage
+from raft.storage import MemoryStorage, StorageFull
 from statemachines import KVResult, KVStore, encode_get, encode_put
 from tests.runtime._cluster import Cluster
 
@@ -354,3 +355,53 @@ async def test_lease_reads_need_the_config(autojump_clock: trio.testing.MockCloc
         with pytest.raises(ValueError, match="lease_reads"):
             await leader.read(_get("x"), consistency="lease")
         nursery.cancel_scope.cancel()
+
+
+class _FillingDisk(MemoryStorage):
+    """Full (StorageFull, nothing stored) while `full` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+        self.refused = 0
+
+    def append(self, entries):  # type: ignore[no-untyped-def]
+        if self.full:
+            self.refused += 1
+            raise StorageFull(Path("/disk/log"))
+        super().append(entries)
+
+
+async def test_a_full_disk_refuses_proposals_and_recovers_when_space_returns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    disk = _FillingDisk()
+    server = RaftServer(
+        Config(node_id=1, voters=(1,)),
+        disk,
+        MemoryHub().connect(1),
+        KVStore(),
+        rng=random.Random(1),
+    )
+    async with server, trio.open_nursery() as nursery:
+        await server.wait_for_leader()
+        await server.apply(encode_put("x", 1))
+        disk.full = True
+        results: list[object] = []
+
+        async def put() -> None:
+            results.append(await server.apply(encode_put("x", 2), timeout=60))
+
+        nursery.start_soon(put)
+        await trio.sleep(3)
+        assert disk.refused >= 2 and server.status().disk_full
+        with pytest.raises(StorageFull):
+            await server.apply(encode_put("x", 3))
+        assert server.node.role is Role.LEADER  # still ticking, still leading
+        disk.full = False
+        with trio.fail_after(5):
+            while not results:
+                await trio.sleep(0.1)
+        assert results == [KVResult(True, 1)]
+        assert not server.status().disk_full
+        assert await server.read(_get("x")) == 2

@@ -5,6 +5,7 @@
 | `NotLeader` | no | retry at `leader_id` / `leader_address` (or later when None) |
 | `CommandTooLarge` (from `raft.core`) | no | split the command |
 | `Overloaded` | no | back off, retry |
+| `StorageFull` (from `raft.storage`) | no | the disk is full: retry once space returns |
 | `Timeout` / `NoQuorum` | unknown | retry with the same session sequence number |
 | `SessionExpired` | unknown | the session's memory of that command is gone: start a new one |
 | `ServerStopped` | unknown | the server is closed or failed; go elsewhere |

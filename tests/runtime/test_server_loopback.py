@@ -137,3 +137,44 @@ async def test_a_follower_with_a_slow_disk_keeps_hearing_its_leader() -> None:
         assert {s.node.term for s in servers.values()} == {term}
         assert slow.node.leader_id == leader.node.node_id
         await slow.wait_applied(leader.status().applied_index, timeout=10)
+
+
+async def test_a_leader_whose_disk_stalls_steps_down_and_the_others_elect() -> None:
+    """The stalled leader keeps ticking while its write hangs: check-quorum sees no
+    acknowledgements and it steps down (no stale lease); the others elect a new leader."""
+    hub = MemoryHub()
+    election = 0.1
+    voters = (1, 2, 3)
+    disks = {node_id: _SlowDisk(0.0) for node_id in voters}
+    async with AsyncExitStack() as stack:
+        servers = {}
+        for node_id in voters:
+            server = RaftServer(
+                Config(node_id=node_id, voters=voters, election_ticks=10),
+                disks[node_id],
+                hub.connect(node_id),
+                KVStore(),
+                rng=random.Random(node_id),
+                tick_interval=election / 10,
+                persist_in_thread=True,
+            )
+            servers[node_id] = await stack.enter_async_context(server)
+        leader = await _leader(servers)
+        await leader.apply(encode_put("x", 1))
+        stalled = leader.node.node_id
+        disks[stalled].delay = 10 * election
+        async with trio.open_nursery() as nursery:
+
+            async def stuck_write() -> None:
+                with trio.move_on_after(5):
+                    await leader.apply(encode_put("x", 2))
+
+            nursery.start_soon(stuck_write)
+            with trio.fail_after(5 * election):  # well inside the stall
+                while leader.node.role is Role.LEADER:
+                    await trio.sleep(election / 10)
+            others = {i: s for i, s in servers.items() if i != stalled}
+            new = await _leader(others)
+            disks[stalled].delay = 0.0
+            assert await new.apply(encode_put("y", 1)) == KVResult(True, None)
+            nursery.cancel_scope.cancel()

@@ -201,6 +201,16 @@ async def run_trio(afn: Callable[..., Awaitable[T]], *args: Any) -> T:
         await _release(run)
 
 
+async def run_trio_sync(fn: Callable[..., T], *args: Any) -> T:
+    """Call synchronous trio code, `fn(*args)`, inside this loop's trio guest run (in a trio
+    task, where it may start tasks: `TcpTransport.add_peer`, say) and return its result."""
+
+    async def call() -> T:
+        return fn(*args)
+
+    return await run_trio(call)
+
+
 class _Held:
     """A trio async context manager held open by a task of the guest run."""
 
@@ -420,4 +430,4 @@ class RaftServer:
         await self._do(self._server.wait_applied, index, timeout=timeout)
 
 
-__all__ = ["RaftServer", "run_trio", "trio_context"]
+__all__ = ["RaftServer", "run_trio", "run_trio_sync", "trio_context"]

@@ -127,6 +127,16 @@ def run_trio(afn: Callable[..., Awaitable[T]], *args: Any) -> T:
         _release(thread)
 
 
+def run_trio_sync(fn: Callable[..., T], *args: Any) -> T:
+    """Call synchronous trio code, `fn(*args)`, in the background trio thread (where it may
+    start tasks: `TcpTransport.add_peer`, say); block until it returned, and return that."""
+    thread = _acquire()
+    try:
+        return thread.call_sync(fn, *args)
+    finally:
+        _release(thread)
+
+
 class _Held:
     """A trio async context manager held open by a task of the trio thread."""
 
@@ -459,4 +469,4 @@ class RaftServer:
         self._do(call)
 
 
-__all__ = ["RaftServer", "run_trio", "trio_context"]
+__all__ = ["RaftServer", "run_trio", "run_trio_sync", "trio_context"]

@@ -4,6 +4,8 @@ Everything a user needs is importable from here; the pure core lives in `raft.co
 backends in `raft.storage`.
 """
 
+from raft._replicated import CommandError, Replicated, command, encode_call, query, replicated
+from raft._replicated_client import CommandFailed, ReplicatedClient
 from raft._state_machine import StateMachine
 from raft.core import (
     AppendEntries,
@@ -61,6 +63,8 @@ from raft.storage import (
 __all__ = [
     "AppendEntries",
     "AppendEntriesResponse",
+    "CommandError",
+    "CommandFailed",
     "CommandTooLarge",
     "Config",
     "CorruptedStorage",
@@ -90,6 +94,8 @@ __all__ = [
     "ReadIndexResponse",
     "ReadState",
     "Ready",
+    "Replicated",
+    "ReplicatedClient",
     "Role",
     "ServerStopped",
     "SessionExpired",
@@ -105,5 +111,9 @@ __all__ = [
     "UsageError",
     "VoteRequest",
     "VoteResponse",
+    "command",
     "decode_membership",
+    "encode_call",
+    "query",
+    "replicated",
 ]

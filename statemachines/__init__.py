@@ -7,7 +7,10 @@ format is specified in `statemachines._kv_codec`).
 The batteries (docs/batteries.md) speak versioned, canonical msgpack commands: `Counter`
 (`counter_add`, `counter_get`, `counter_cas`) and `LockManager`, leased locks whose grants carry
 strictly increasing fencing tokens, with expiry decided in log order from leader-stamped time
-(`lock_acquire`, `lock_renew`, `lock_release`, `lock_holder`).
+(`lock_acquire`, `lock_renew`, `lock_release`, `lock_holder`); `Ownership`, etcd-style elections
+of one active worker with leases and terms (`ownership_campaign`, `ownership_keepalive`,
+`ownership_resign`, `ownership_observe`); and `WorkQueue`, work queues with visibility timeouts
+and claim tokens (`queue_enqueue`, `queue_claim`, `queue_ack`, `queue_release`).
 """
 
 from statemachines._counter import (
@@ -49,6 +52,26 @@ from statemachines._lock import (
     lock_release,
     lock_renew,
 )
+from statemachines._ownership import (
+    OWNERSHIP_FORMAT_VERSION,
+    OWNERSHIP_SNAPSHOT_VERSION,
+    Ownership,
+    OwnershipResult,
+    ownership_campaign,
+    ownership_keepalive,
+    ownership_observe,
+    ownership_resign,
+)
+from statemachines._queue import (
+    QUEUE_FORMAT_VERSION,
+    QUEUE_SNAPSHOT_VERSION,
+    QueueResult,
+    WorkQueue,
+    queue_ack,
+    queue_claim,
+    queue_enqueue,
+    queue_release,
+)
 
 __all__ = [
     "COUNTER_FORMAT_VERSION",
@@ -59,6 +82,10 @@ __all__ = [
     "KV_SNAPSHOT_VERSION",
     "LOCK_FORMAT_VERSION",
     "LOCK_SNAPSHOT_VERSION",
+    "OWNERSHIP_FORMAT_VERSION",
+    "OWNERSHIP_SNAPSHOT_VERSION",
+    "QUEUE_FORMAT_VERSION",
+    "QUEUE_SNAPSHOT_VERSION",
     "Counter",
     "CounterResult",
     "JSONValue",
@@ -72,6 +99,10 @@ __all__ = [
     "LockManager",
     "LockResult",
     "MalformedCommand",
+    "Ownership",
+    "OwnershipResult",
+    "QueueResult",
+    "WorkQueue",
     "counter_add",
     "counter_cas",
     "counter_get",
@@ -85,4 +116,12 @@ __all__ = [
     "lock_holder",
     "lock_release",
     "lock_renew",
+    "ownership_campaign",
+    "ownership_keepalive",
+    "ownership_observe",
+    "ownership_resign",
+    "queue_ack",
+    "queue_claim",
+    "queue_enqueue",
+    "queue_release",
 ]

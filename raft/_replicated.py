@@ -229,7 +229,7 @@ def _build_spec(cls: type) -> _Spec:
             commands[wire_name] = method
     spec = _Spec(
         owner=cls,
-        name=getattr(cls, "__raft_name__", cls.__qualname__),
+        name=cls.__dict__.get("__raft_name__", cls.__qualname__),
         methods=methods,
         commands=commands,
         custom_getstate=_overrides(cls, "__getstate__"),

@@ -74,6 +74,10 @@ class ReplicatedClient(Generic[T]):
         consistency: Consistency = "linearizable",
         timeout: float | None = None,
     ) -> None:
+        if consistency not in ("linearizable", "lease", "stale"):
+            raise ValueError(
+                f"consistency must be linearizable, lease or stale, got {consistency!r}"
+            )
         self._spec = spec_of(cls)
         self._cls = cls
         local = getattr(server, "state_machine", None)
@@ -90,9 +94,13 @@ class ReplicatedClient(Generic[T]):
         return f"<ReplicatedClient of {self._cls.__qualname__}>"
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = self.__dict__["_spec"].methods.get(name) if "_spec" in self.__dict__ else None
+        # Only reached for names the client itself lacks; read __dict__ directly so that a
+        # half-built client (before __init__ set _spec) cannot recurse into here.
+        spec = self.__dict__.get("_spec")
+        method = spec.methods.get(name) if spec is not None else None
         if method is None:
-            raise AttributeError(f"{self._cls.__qualname__} has no @command or @query {name!r}")
+            owner = spec.owner.__qualname__ if spec is not None else "ReplicatedClient"
+            raise AttributeError(f"{owner} has no @command or @query {name!r}")
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             return await self._call(method, args, kwargs)

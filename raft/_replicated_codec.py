@@ -182,4 +182,4 @@ def decode_snapshot(class_name: str, data: bytes) -> Any:
 
 def _excerpt(value: object) -> str:
     text = repr(value)
-    return text if len(text) <= 40 else f"{text[:40]}..."
+    return text if len(text) <= 80 else f"{text[:80]}..."

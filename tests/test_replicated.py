@@ -414,6 +414,9 @@ def test_subclasses_inherit_commands_and_add_their_own() -> None:
     copy = Plus()
     copy.restore(machine.snapshot())
     assert copy.total == 6
+    # Each class writes its own name into snapshots: a Plus snapshot is not a Counter's.
+    with pytest.raises(ValueError, match=r"a snapshot of 'test_subclasses.*, not of Counter"):
+        Counter().restore(machine.snapshot())
 
 
 def test_a_state_digest_of_the_class_is_kept() -> None:

@@ -222,6 +222,11 @@ def test_the_client_checks_the_servers_state_machine() -> None:
         ReplicatedClient(Holder(), Other)
     with pytest.raises(TypeError, match="is not a @replicated class"):
         ReplicatedClient(Holder(), dict)
+    with pytest.raises(ValueError, match="consistency must be linearizable, lease or stale"):
+        ReplicatedClient(Holder(), Account, consistency="eventual")  # type: ignore[arg-type]
+    half_built = ReplicatedClient.__new__(ReplicatedClient)
+    with pytest.raises(AttributeError, match="ReplicatedClient has no @command or @query"):
+        half_built.deposit  # noqa: B018
 
 
 async def test_a_lagging_follower_catches_up_from_a_snapshot(

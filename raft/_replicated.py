@@ -76,6 +76,7 @@ class CommandError:
 class _Marker:
     kind: Literal["command", "query"]
     name: str | None
+    signature: inspect.Signature  # computed once: inspect.signature costs more than a call
 
 
 @attrs.frozen
@@ -142,7 +143,7 @@ def _mark(kind: Literal["command", "query"], function: Any, name: str | None) ->
             )
         if hasattr(function, "__raft_replicated__"):
             raise TypeError(f"{function.__qualname__} is marked @command or @query twice")
-        function.__raft_replicated__ = _Marker(kind, name)  # type: ignore[attr-defined]
+        function.__raft_replicated__ = _Marker(kind, name, inspect.signature(function))  # type: ignore[attr-defined]
         return function
 
     return mark if function is None else mark(function)
@@ -223,7 +224,7 @@ def _build_spec(cls: type) -> _Spec:
                 f"wire name {wire_name!r}"
             )
         wire_names[wire_name] = attribute
-        method = _Method(attribute, wire_name, marker.kind, function, inspect.signature(function))
+        method = _Method(attribute, wire_name, marker.kind, function, marker.signature)
         methods[attribute] = method
         if marker.kind == "command":
             commands[wire_name] = method
@@ -264,7 +265,7 @@ def encode_call(method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> byt
         raise TypeError(f"{method!r} is not a @command method (pass it as Class.method)")
     wire_name = marker.name or method.__name__
     try:
-        inspect.signature(method).bind(None, *args, **kwargs)
+        marker.signature.bind(None, *args, **kwargs)
     except TypeError as error:
         raise TypeError(f"{wire_name}(): {error}") from None
     return _encode_call(wire_name, args, kwargs)

@@ -19,21 +19,64 @@ releases also ride through leader changes.
 
 Every replica's result for every log index is compared too, and grants must carry strictly
 increasing tokens: the lock's own promises, checked in log order.
+
+`FencingOptions(recipe="ownership")` runs the same story with an `Ownership` election in place
+of the lock: clients campaign and resign, and the term is the token the storage checks.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
 import attrs
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader
+from raft import Entry, LeadershipTransferInProgress, NotLeader, StateMachine
 from sim._cluster import Cluster
-from statemachines import LockManager, LockResult, lock_acquire, lock_release
+from statemachines import (
+    LockManager,
+    LockResult,
+    Ownership,
+    OwnershipResult,
+    lock_acquire,
+    lock_release,
+    ownership_campaign,
+    ownership_resign,
+)
 
 _LOCK = "resource"
+RECIPES = ("lock", "ownership")
+"""What grants the right to write: a `LockManager` lock (its token fences) or an `Ownership`
+election (its term fences)."""
+
+_Grant = tuple[bool, int | None, int | None]
+"""(ok, token or term, expires_ns) of a lock or ownership result."""
+
+
+def _grant(result: object) -> _Grant | None:
+    if isinstance(result, LockResult):
+        return (result.ok, result.token, result.expires_ns)
+    if isinstance(result, OwnershipResult):
+        return (result.ok, result.term, result.expires_ns)
+    return None
+
+
+def _acquire(recipe: str, owner: str, lease_ns: int) -> partial[bytes]:
+    if recipe == "lock":
+        return partial(lock_acquire, _LOCK, owner, lease_ns=lease_ns)
+    return partial(ownership_campaign, _LOCK, owner, b"", lease_ns=lease_ns)
+
+
+def _release(recipe: str, token: int) -> partial[bytes]:
+    if recipe == "lock":
+        return partial(lock_release, _LOCK, token)
+    return partial(ownership_resign, _LOCK, token)
+
+
+def _factory(recipe: str) -> Callable[[], StateMachine]:
+    return LockManager if recipe == "lock" else Ownership
 
 
 class Storage(Protocol):
@@ -104,6 +147,7 @@ class FencingOptions:
     leader_pause_every_ns: int = 3_000_000_000
     """Mean time between pauses of the leader (0: never)."""
     leader_pause_ns: int = 600_000_000
+    recipe: str = attrs.field(default="lock", validator=attrs.validators.in_(RECIPES))
 
 
 @attrs.frozen
@@ -145,12 +189,12 @@ class _Scenario:
         self.cluster = Cluster(
             range(1, options.nodes + 1),
             seed=seed,
-            state_machine_factory=LockManager,
+            state_machine_factory=_factory(options.recipe),
             on_apply=self._on_apply,
         )
         self.clients = [_Client(index) for index in range(options.clients)]
         self.pending: dict[tuple[int, int], tuple[int, _Client, int]] = {}
-        self.results: dict[int, LockResult] = {}
+        self.results: dict[int, _Grant] = {}
         self.last_token = 0
         self.grants = 0
         self.accepted = 0
@@ -162,22 +206,24 @@ class _Scenario:
     # ---- the lock's own promises, from every replica's results ----------------------------
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
-        if isinstance(result, LockResult):
-            seen = self.results.setdefault(entry.index, result)
-            if seen != result and self.lock_violation is None:
+        grant = _grant(result)
+        if grant is not None:
+            seen = self.results.setdefault(entry.index, grant)
+            if seen != grant and self.lock_violation is None:
                 self.lock_violation = (
                     f"node {node_id} applied index {entry.index} as {result}, another as {seen}"
                 )
-            if seen is result and result.ok and result.token is not None:
-                if result.token < self.last_token and self.lock_violation is None:
+            ok, token, _ = grant
+            if seen is grant and ok and token is not None:
+                if token < self.last_token and self.lock_violation is None:
                     self.lock_violation = (
-                        f"index {entry.index} granted token {result.token} after {self.last_token}"
+                        f"index {entry.index} granted token {token} after {self.last_token}"
                     )
-                self.last_token = max(self.last_token, result.token)
+                self.last_token = max(self.last_token, token)
         waiting = self.pending.pop((node_id, entry.index), None)
         if waiting is not None:
             term, client, generation = waiting
-            answer = result if entry.term == term and isinstance(result, LockResult) else None
+            answer = grant if entry.term == term else None
             self._later(partial(self._answered, client, generation, answer))
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -232,24 +278,26 @@ class _Scenario:
         client.local_deadline = self.cluster.now + self.options.lease_ns
         self._request(
             client,
-            partial(lock_acquire, _LOCK, f"client-{client.index}", lease_ns=self.options.lease_ns),
+            _acquire(self.options.recipe, f"client-{client.index}", self.options.lease_ns),
         )
 
-    def _answered(self, client: _Client, generation: int, result: LockResult | None) -> None:
+    def _answered(self, client: _Client, generation: int, result: _Grant | None) -> None:
         if client.generation != generation:
             return
         client.generation += 1
         if client.token is not None:  # a release was answered (or lost): start over
             client.token = None
             self._later(partial(self._acquire, client), self.rng.randint(0, 100_000_000))
-        elif result is not None and result.ok and result.token is not None:
+            return
+        ok, token, expires_ns = result if result is not None else (False, None, None)
+        if ok and token is not None:
             self.grants += 1
-            client.token = result.token
+            client.token = token
             self._write(client)
         else:
             wait = 20_000_000
-            if result is not None and result.expires_ns is not None:
-                wait = max(wait, result.expires_ns - self.cluster.now)
+            if expires_ns is not None:
+                wait = max(wait, expires_ns - self.cluster.now)
             self._later(partial(self._acquire, client), wait + self.rng.randint(0, 20_000_000))
 
     def _write(self, client: _Client) -> None:
@@ -288,7 +336,7 @@ class _Scenario:
         elif client.written < self.options.writes_per_grant:
             self._later(partial(self._write, client), self.options.work_ns)
         else:
-            self._request(client, partial(lock_release, _LOCK, token))
+            self._request(client, _release(self.options.recipe, token))
 
     # ---- raft faults ----------------------------------------------------------------------
 

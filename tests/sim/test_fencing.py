@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from sim._fencing import FencedStorage, FencingOptions, first_interleaving, run_fencing
+from sim._fencing import RECIPES, FencedStorage, FencingOptions, first_interleaving, run_fencing
 
 SEEDS = range(6)
 
@@ -23,9 +23,10 @@ class TrustingStorage:
         return True
 
 
+@pytest.mark.parametrize("recipe", RECIPES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_fenced_storage_never_takes_interleaved_writes(seed: int) -> None:
-    report = run_fencing(seed)
+def test_fenced_storage_never_takes_interleaved_writes(seed: int, recipe: str) -> None:
+    report = run_fencing(seed, FencingOptions(recipe=recipe))
     assert report.clean, report
     # Not vacuous: clients stalled past their leases, the storage refused the stale writes,
     # and the leader was paused underneath.
@@ -35,10 +36,11 @@ def test_fenced_storage_never_takes_interleaved_writes(seed: int) -> None:
     assert report.leader_pauses > 0
 
 
-def test_a_storage_without_fencing_is_corrupted_within_a_few_seeds() -> None:
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_storage_without_fencing_is_corrupted_within_a_few_seeds(recipe: str) -> None:
     caught = []
     for seed in SEEDS:
-        report = run_fencing(seed, storage=TrustingStorage())
+        report = run_fencing(seed, FencingOptions(recipe=recipe), storage=TrustingStorage())
         assert report.lock_violation is None  # the lock kept its promises; the storage did not
         if report.storage_violation is not None:
             caught.append(seed)

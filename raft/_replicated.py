@@ -189,13 +189,11 @@ def replicated(cls: Any = None, /, *, name: str | None = None) -> Any:
             pass
         cls.__raft_name__ = name or cls.__qualname__  # type: ignore[attr-defined]
         _build_spec(cls)
+        digest = getattr(cls, "state_digest", None)
+        own_digest = digest is not None and not getattr(digest, "__raft_injected__", False)
         for attribute, function in _INJECTED.items():
-            user_digest = getattr(cls, "state_digest", None)
-            if attribute == "state_digest" and not getattr(
-                user_digest, "__raft_injected__", user_digest is None
-            ):
-                continue
-            setattr(cls, attribute, function)
+            if not (attribute == "state_digest" and own_digest):
+                setattr(cls, attribute, function)
         return cls
 
     return decorate if cls is None else decorate(cls)

@@ -39,6 +39,7 @@ from raft.core import (
     CommandTooLarge,
     Config,
     EntryKind,
+    Heartbeat,
     LeadershipTransferInProgress,
     Membership,
     RaftNode,
@@ -157,6 +158,8 @@ class RaftServer:
     - `request_timeout`: default seconds a call waits before `Timeout`;
     - `persist_in_thread`: run `storage` writes in a worker thread (default: unless it is a
       `MemoryStorage`, which does no I/O, and which `MockClock` tests need inline);
+    - `max_disk_stall`: how long a leader whose write hangs keeps its followers from electing
+      another leader (default 3 election timeouts); past it, it lets them;
     - `max_clients`, `encode_result`, `decode_result`: the session table (`SessionTable`).
 
     The server stops loudly: an error in any of its tasks (a `NodeFailed`, a storage error)
@@ -176,18 +179,19 @@ class RaftServer:
         max_uncommitted_bytes: int = 64 * 1024 * 1024,
         request_timeout: float = 5.0,
         persist_in_thread: bool | None = None,
+        max_disk_stall: float | None = None,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         encode_result: Callable[[object], object] | None = None,
         decode_result: Callable[[object], object] | None = None,
     ) -> None:
-        if not (isinstance(tick_interval, int | float) and 0 < tick_interval < math.inf):
-            raise ValueError(f"tick_interval must be a positive number, got {tick_interval!r}")
+        _check_seconds("tick_interval", tick_interval, positive=True)
+        _check_seconds("request_timeout", request_timeout, positive=True)
+        if max_disk_stall is not None:
+            _check_seconds("max_disk_stall", max_disk_stall, positive=False)
         if type(max_uncommitted_bytes) is not int or max_uncommitted_bytes < 1:
             raise ValueError(
                 f"max_uncommitted_bytes must be an integer >= 1, got {max_uncommitted_bytes!r}"
             )
-        if not (isinstance(request_timeout, int | float) and request_timeout > 0):
-            raise ValueError(f"request_timeout must be a positive number, got {request_timeout!r}")
         if transport.node_id != config.node_id:
             raise ValueError(
                 f"transport speaks for node {transport.node_id}, config for {config.node_id}"
@@ -210,6 +214,14 @@ class RaftServer:
         if persist_in_thread is None:
             persist_in_thread = not isinstance(storage, MemoryStorage)
         self._persist_in_thread = persist_in_thread
+        self._max_disk_stall = float(
+            3 * config.election_ticks * self._tick_interval
+            if max_disk_stall is None
+            else max_disk_stall
+        )
+        self._persist_started: float | None = None
+        self._durable_term = storage.initial_state().term
+        self._durable_commit = storage.initial_state().commit
         self._node: RaftNode | None = None
         self._queued: list[_Waiter] = []
         self._by_index: dict[int, _Waiter] = {}
@@ -269,6 +281,7 @@ class RaftServer:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._tick)
+                    nursery.start_soon(self._cover_stalls)
                     nursery.start_soon(self._receive)
                     nursery.start_soon(self._drive)
             except BaseException as error:
@@ -328,6 +341,40 @@ class RaftServer:
             deadline += missed * interval
             self._wakeup.set()
 
+    async def _cover_stalls(self) -> None:
+        """Leader: while a write hangs (longer than a heartbeat interval, at most
+        `max_disk_stall`), send followers heartbeats built from durable state only, so that
+        a slow disk does not look like a dead leader.
+
+        The core's own heartbeats from ticks meanwhile belong to the next `Ready` and wait for
+        the write. These carry nothing that write could lose: the term is durable (checked),
+        and each follower's commit is min(its match index, the last *persisted* commit index).
+        Not the core's current commit index: the core counts the leader's own entries as
+        matched when appended, so during this write it may count entries the write holds; a
+        follower told that commit could apply an entry a leader crash then loses. No round,
+        no read context: they confirm no read and extend no lease.
+        Past `max_disk_stall` they stop: the followers elect another leader and this one, still
+        ticking, steps down by check-quorum."""
+        node = self.node
+        interval = self._tick_interval * self._config.heartbeat_ticks
+        send = self._transport.send
+        while True:
+            await trio.sleep(interval)
+            started = self._persist_started
+            if started is None or node.role is not Role.LEADER:
+                continue
+            stalled = trio.current_time() - started
+            if stalled < interval or stalled > self._max_disk_stall:
+                continue
+            term = node.term
+            if term != self._durable_term:
+                continue
+            commit = self._durable_commit
+            me = node.node_id
+            for peer, progress in node.progress().items():
+                if peer != me:
+                    send(Heartbeat(term, me, peer, min(progress.match_index, commit)))
+
     async def _receive(self) -> None:
         node = self.node
         incoming = self._transport.incoming
@@ -370,7 +417,7 @@ class RaftServer:
     async def _persist(self, ready: Ready) -> None:
         if ready.hard_state is None and not ready.entries and ready.snapshot is None:
             return
-        start = trio.current_time()
+        start = self._persist_started = trio.current_time()
         retry = self._tick_interval * self._config.heartbeat_ticks
         while True:
             try:
@@ -386,6 +433,10 @@ class RaftServer:
                 await trio.sleep(retry)
                 retry = min(retry * 2, 1.0)
         self._disk_full = None
+        self._persist_started = None
+        if ready.hard_state is not None:
+            self._durable_term = ready.hard_state.term
+            self._durable_commit = ready.hard_state.commit
         self._persists += 1
         self._max_persist = max(self._max_persist, trio.current_time() - start)
 
@@ -783,6 +834,16 @@ class RaftServer:
         if node.leader_id is None:
             return NoQuorum(f"node {node.node_id}: {what}; no leader known")
         return Timeout(f"node {node.node_id}: {what}")
+
+
+def _check_seconds(name: str, value: object, *, positive: bool) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (0 < value < math.inf if positive else 0 <= value < math.inf)
+    ):
+        kind = "a positive number" if positive else "a number >= 0"
+        raise ValueError(f"{name} must be {kind} of seconds, got {value!r}")
 
 
 def _stopped_error(cause: BaseException | None) -> ServerStopped:

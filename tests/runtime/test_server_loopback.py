@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from raft.core import Config, Entry, Role
+from raft.core import Config, Entry, RaftError, Role
 from raft.runtime import MemoryHub, RaftServer, TcpTransport
 from raft.storage import FileStorage, MemoryStorage
 from statemachines import KVResult, KVStore, encode_put
@@ -106,7 +106,7 @@ async def test_a_follower_with_a_slow_disk_keeps_hearing_its_leader() -> None:
     """Its writes take 5x the election timeout; it steps the leader's heartbeats meanwhile, so it
     never starts an election (with pre-vote off, one would show as a new term)."""
     hub = MemoryHub()
-    election = 0.1  # 10 ticks of 10 ms
+    election = 0.2  # 10 ticks of 20 ms
     voters = (1, 2, 3)
     async with AsyncExitStack() as stack:
         servers = {}
@@ -140,8 +140,9 @@ async def test_a_follower_with_a_slow_disk_keeps_hearing_its_leader() -> None:
 
 
 async def test_a_leader_whose_disk_stalls_steps_down_and_the_others_elect() -> None:
-    """The stalled leader keeps ticking while its write hangs: check-quorum sees no
-    acknowledgements and it steps down (no stale lease); the others elect a new leader."""
+    """Past `max_disk_stall` (3 election timeouts by default) the stalled leader stops covering
+    for its disk; it keeps ticking, check-quorum sees no acknowledgements and it steps down (no
+    stale lease); the others elect a new leader."""
     hub = MemoryHub()
     election = 0.1
     voters = (1, 2, 3)
@@ -170,7 +171,7 @@ async def test_a_leader_whose_disk_stalls_steps_down_and_the_others_elect() -> N
                     await leader.apply(encode_put("x", 2))
 
             nursery.start_soon(stuck_write)
-            with trio.fail_after(5 * election):  # well inside the stall
+            with trio.fail_after(8 * election):  # inside the stall: 3 covered, then check-quorum
                 while leader.node.role is Role.LEADER:
                     await trio.sleep(election / 10)
             others = {i: s for i, s in servers.items() if i != stalled}
@@ -178,3 +179,43 @@ async def test_a_leader_whose_disk_stalls_steps_down_and_the_others_elect() -> N
             disks[stalled].delay = 0.0
             assert await new.apply(encode_put("y", 1)) == KVResult(True, None)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_leader_with_a_slow_disk_keeps_its_followers() -> None:
+    """Each of the leader's writes takes 2 election timeouts (below `max_disk_stall`): its
+    followers keep hearing from it meanwhile and never elect another (pre-vote off: an election
+    would show as a new term). With `max_disk_stall=0` they do."""
+    for stall_cover, expect_same_term in ((None, True), (0.0, False)):
+        hub = MemoryHub()
+        election = 0.2
+        voters = (1, 2, 3)
+        async with AsyncExitStack() as stack:
+            servers = {}
+            disks = {}
+            for node_id in voters:
+                disks[node_id] = _SlowDisk(0.0)
+                server = RaftServer(
+                    Config(node_id=node_id, voters=voters, pre_vote=False, election_ticks=10),
+                    disks[node_id],
+                    hub.connect(node_id),
+                    KVStore(),
+                    rng=random.Random(node_id),
+                    tick_interval=election / 10,
+                    persist_in_thread=True,
+                    max_disk_stall=stall_cover,
+                )
+                servers[node_id] = await stack.enter_async_context(server)
+            leader = await _leader(servers)
+            await leader.apply(encode_put("x", 0))
+            term = leader.node.term
+            disks[leader.node.node_id].delay = 2 * election
+            with trio.move_on_after(2):
+                for i in range(1, 6):
+                    try:
+                        await leader.apply(encode_put("x", i))
+                    except RaftError:  # deposed: expected without the cover
+                        assert not expect_same_term
+                        break
+            terms = {s.node.term for s in servers.values()}
+            assert (terms == {term}) is expect_same_term, (stall_cover, terms, term)
+            disks[leader.node.node_id].delay = 0.0

@@ -323,6 +323,30 @@ def test_restore_refuses_what_is_not_a_snapshot_and_changes_nothing(
     assert state(counter) == before
 
 
+@replicated
+class Store(Replicated):
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    @command
+    def put(self, key: str, value: Any) -> Any:
+        previous = self.values.get(key)
+        self.values[key] = value
+        return previous
+
+
+@given(st.lists(st.tuples(st.text(max_size=3), MSGPACK_VALUES), max_size=8))
+def test_any_msgpack_state_survives_a_snapshot(puts: list[tuple[str, Any]]) -> None:
+    store = Store()
+    for key, value in puts:
+        store.apply(encode_call(Store.put, key, value))
+    copy = Store()
+    copy.restore(store.snapshot())
+    assert copy.values == store.values
+    assert copy.snapshot() == store.snapshot()
+    assert copy.state_digest() == store.state_digest()
+
+
 def test_a_state_msgpack_cannot_encode_is_a_clear_error() -> None:
     counter = Counter()
     counter.history.append({1})  # type: ignore[arg-type]

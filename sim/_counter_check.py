@@ -1,0 +1,181 @@
+"""The counter check: through leader pauses and lost proposals, a replicated `Counter` ends
+holding exactly the adds that took effect.
+
+A seeded scenario on a simulated `Cluster` of `Counter` replicas: clients add positive amounts
+through the Raft leader, one at a time. An add answered with its result certainly took effect;
+one refused (another term's entry took its index, or the node was not leader) certainly did not;
+one left unanswered at its timeout is *unknown*: it may have taken effect, or may yet. At the end
+every replica must hold the same value, and that value must lie between the sum of the
+acknowledged adds and that sum plus every unknown add (`counter_bounds`). A client that wrongly
+counts a timeout as a failure (plant one with ``CounterCheckOptions(timeouts_failed=True)``)
+makes the check fail: its lost-looking adds show up in the total.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from functools import partial
+
+import attrs
+
+from raft import Entry, LeadershipTransferInProgress, NotLeader
+from sim._cluster import Cluster
+from statemachines import Counter, CounterResult, counter_add
+
+_NAME = "hits"
+
+
+@attrs.frozen
+class CounterCheckOptions:
+    """The scenario's shape; times in simulated nanoseconds."""
+
+    nodes: int = 3
+    clients: int = 5
+    duration_ns: int = 10_000_000_000
+    quiet_ns: int = 3_000_000_000
+    think_ns: tuple[int, int] = (10_000_000, 100_000_000)
+    latency_ns: tuple[int, int] = (200_000, 2_000_000)
+    request_timeout_ns: int = 300_000_000
+    leader_pause_every_ns: int = 1_500_000_000
+    leader_pause_ns: int = 600_000_000
+    timeouts_failed: bool = False
+    """PLANTED BUG when True: clients count an unanswered add as certainly not applied."""
+
+
+@attrs.frozen
+class CounterCheckReport:
+    """What one run did and whether the final value is explained by the adds."""
+
+    seed: int
+    acknowledged: int
+    failed: int
+    unknown: int
+    value: int
+    low: int
+    high: int
+    leader_pauses: int
+    violation: str | None
+    trace_sha256: str
+
+    @property
+    def clean(self) -> bool:
+        """The replicas agree and the value lies within the adds' bounds."""
+        return self.violation is None
+
+
+def counter_bounds(values: list[int], low: int, high: int) -> str | None:
+    """Whether every replica's final value (`values`) is one value within [low, high]."""
+    if len(set(values)) != 1:
+        return f"replicas hold different values: {values}"
+    if not low <= values[0] <= high:
+        return f"the counter holds {values[0]}, outside [{low}, {high}] that the adds explain"
+    return None
+
+
+class _Scenario:
+    def __init__(self, seed: int, options: CounterCheckOptions) -> None:
+        self.options = options
+        self.rng = random.Random(f"{seed}/counter-check")
+        self.cluster = Cluster(
+            range(1, options.nodes + 1),
+            seed=seed,
+            state_machine_factory=Counter,
+            on_apply=self._on_apply,
+        )
+        self.pending: dict[tuple[int, int], tuple[int, Callable[[str], None]]] = {}
+        self.totals = {"ok": 0, "fail": 0, "info": 0}
+        self.counts = {"ok": 0, "fail": 0, "info": 0}
+        self.leader_pauses = 0
+
+    def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
+        waiting = self.pending.pop((node_id, entry.index), None)
+        if waiting is not None:
+            term, answer = waiting
+            ok = entry.term == term and isinstance(result, CounterResult) and result.ok
+            self._later(partial(answer, "ok" if ok else "fail"))
+
+    def _later(self, callback: Callable[[], None], delay: int | None = None) -> None:
+        cluster = self.cluster
+        if delay is None:
+            delay = self.rng.randint(*self.options.latency_ns)
+        cluster.schedule(cluster.now + delay, callback)
+
+    def _client(self) -> None:
+        if self.cluster.now >= self.options.duration_ns - self.options.quiet_ns:
+            return
+        delta = self.rng.randint(1, 10)
+        answered = False
+
+        def answer(outcome: str) -> None:
+            nonlocal answered
+            if answered:
+                return
+            answered = True
+            if outcome == "info" and self.options.timeouts_failed:
+                outcome = "fail"
+            self.totals[outcome] += delta
+            self.counts[outcome] += 1
+            self._later(self._client, self.rng.randint(*self.options.think_ns))
+
+        self._later(partial(answer, "info"), self.options.request_timeout_ns)
+        leader = self.cluster.leader()
+        if leader is None:
+            self._later(partial(answer, "fail"), 20_000_000)
+            return
+
+        def arrive() -> None:
+            cluster = self.cluster
+            if cluster.is_paused(leader):
+                return
+            try:
+                term, index = cluster.propose(leader, counter_add(_NAME, delta))
+            except (NotLeader, LeadershipTransferInProgress):
+                self._later(partial(answer, "fail"))
+                return
+            self.pending[(leader, index)] = (term, answer)
+
+        self._later(arrive)
+
+    def _pause_leader(self) -> None:
+        cluster = self.cluster
+        leader = cluster.leader()
+        quiet = cluster.now >= self.options.duration_ns - self.options.quiet_ns
+        if not quiet and leader is not None and not cluster.is_paused(leader):
+            self.leader_pauses += 1
+            cluster.pause(leader)
+            self._later(partial(cluster.resume, leader), self.options.leader_pause_ns)
+        gap = int(self.rng.expovariate(1 / self.options.leader_pause_every_ns))
+        self._later(self._pause_leader, gap)
+
+
+def run_counter_check(seed: int, options: CounterCheckOptions | None = None) -> CounterCheckReport:
+    """Run the counter scenario for `seed`; the same seed gives the same run."""
+    options = options or CounterCheckOptions()
+    scenario = _Scenario(seed, options)
+    cluster = scenario.cluster
+    cluster.elect()
+    for _ in range(options.clients):
+        scenario._later(scenario._client, scenario.rng.randint(0, 100_000_000))
+    if options.leader_pause_every_ns:
+        scenario._later(scenario._pause_leader)
+    cluster.run_for(options.duration_ns)
+    values = []
+    for replica in cluster.replicas.values():
+        counter = replica.state_machine
+        assert isinstance(counter, Counter)
+        values.append(counter.get(_NAME))
+    low = scenario.totals["ok"]
+    high = low + scenario.totals["info"]
+    return CounterCheckReport(
+        seed=seed,
+        acknowledged=scenario.counts["ok"],
+        failed=scenario.counts["fail"],
+        unknown=scenario.counts["info"],
+        value=values[0],
+        low=low,
+        high=high,
+        leader_pauses=scenario.leader_pauses,
+        violation=counter_bounds(values, low, high),
+        trace_sha256=cluster.trace_sha256(),
+    )

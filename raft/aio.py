@@ -88,7 +88,10 @@ class _GuestRun:
     def soon(self, fn: Callable[[], object]) -> None:
         """Run `fn()` inside the guest run (as a trio callback, not in a task)."""
         assert self.token is not None
-        self.token.run_sync_soon(fn)
+        try:
+            self.token.run_sync_soon(fn)
+        except trio.RunFinishedError:
+            raise ServerStopped("the trio guest run stopped") from None
 
     def stop(self) -> None:
         self.stopping = True
@@ -107,8 +110,9 @@ async def _acquire() -> _GuestRun:
     while True:
         run = _runs.get(loop)
         if run is None:
-            run = _runs[loop] = _GuestRun(loop)
-            run.start()
+            run = _GuestRun(loop)
+            run.start()  # raises if the loop already has a guest run of someone else's
+            _runs[loop] = run
         elif run.stopping:  # the last user is leaving: let that run end, then start anew
             await asyncio.shield(run.done)
             if _runs.get(loop) is run:
@@ -174,6 +178,8 @@ async def _call(run: _GuestRun, afn: Callable[..., Awaitable[T]], *args: Any, **
         except BaseException as error:
             if not future.done():
                 future.set_exception(error)
+            if not isinstance(error, Exception):  # KeyboardInterrupt and kin go on, too
+                raise
         else:
             if not future.done():  # cancelled from the asyncio side; nobody is waiting
                 future.cancel()
@@ -187,7 +193,8 @@ async def _call(run: _GuestRun, afn: Callable[..., Awaitable[T]], *args: Any, **
         return await future
     except asyncio.CancelledError:
         if not future.done() or future.cancelled():
-            run.soon(scope.cancel)
+            with contextlib.suppress(ServerStopped):  # a stopped run cancelled it already
+                run.soon(scope.cancel)
         raise
 
 
@@ -330,10 +337,9 @@ class RaftServer:
         finally:
             await _release(self._run)
         if error is not None:
-            if self._cancelled_owner and isinstance(exc_value, asyncio.CancelledError):
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
+            task = asyncio.current_task()
+            if self._cancelled_owner and task is not None and task.cancelling():
+                task.uncancel()  # the cancellation was ours: the failure replaces it
             raise error
         return None
 

@@ -128,6 +128,8 @@ def test_typed_errors_cross_into_asyncio() -> None:
                 await leader.apply(b"x" * (Config(node_id=1, voters=(1,)).max_bytes_per_message))
             with pytest.raises(ValueError, match="consistency"):
                 await leader.read(lambda kv: None, consistency="sloppy")  # type: ignore[arg-type]
+            with pytest.raises(ZeroDivisionError):  # a failing query fails the call, not the node
+                await leader.read(lambda kv: 1 / 0)
             for peer in cluster.servers:  # the leader alone: writes cannot commit
                 cluster.hub.set_link(leader_id, peer, up=False)
             with pytest.raises(Timeout):
@@ -149,6 +151,9 @@ def test_cancelling_the_asyncio_caller_cancels_the_trio_call() -> None:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+            with pytest.raises(TimeoutError):  # asyncio's own timeouts work the same way
+                async with asyncio.timeout(0.05):
+                    await leader.apply(encode_put("x", 2), timeout=60)
             cluster.hub.set_link(leader_id, 3 - leader_id, up=True)
             assert await leader.apply(encode_put("y", 2)) == KVResult(ok=True, value=None)
 

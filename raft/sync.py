@@ -23,6 +23,7 @@ methods). Quick changes between two polls are seen as one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -78,16 +79,23 @@ class _TrioThread:
     def call(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if threading.current_thread() is self.thread:
             raise RuntimeError("raft.sync calls block: make them from another thread")
-        return trio.from_thread.run(afn, *args, trio_token=self.token)
+        try:
+            return trio.from_thread.run(afn, *args, trio_token=self.token)
+        except trio.RunFinishedError:
+            raise ServerStopped("the trio thread stopped") from self._failure
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
         if threading.current_thread() is self.thread:
             return fn(*args)
-        return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+        try:
+            return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+        except trio.RunFinishedError:
+            raise ServerStopped("the trio thread stopped") from self._failure
 
     def stop(self) -> None:
         assert self.nursery is not None
-        trio.from_thread.run_sync(self.nursery.cancel_scope.cancel, trio_token=self.token)
+        with contextlib.suppress(ServerStopped):  # it stopped already (and logged why)
+            self.call_sync(self.nursery.cancel_scope.cancel)
         self.thread.join()
 
 

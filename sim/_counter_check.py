@@ -19,7 +19,7 @@ from functools import partial
 
 import attrs
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader
+from raft import Entry, LeadershipTransferInProgress, NotLeader, SnapshotMetadata
 from sim._cluster import Cluster
 from statemachines import Counter, CounterResult, counter_add
 
@@ -39,6 +39,9 @@ class CounterCheckOptions:
     request_timeout_ns: int = 300_000_000
     leader_pause_every_ns: int = 1_500_000_000
     leader_pause_ns: int = 600_000_000
+    snapshot_every: int = 20
+    """Every replica compacts its log every this many applied entries (0: never), so a replica
+    that fell behind during a pause catches up by installing its leader's snapshot."""
     timeouts_failed: bool = False
     """PLANTED BUG when True: clients count an unanswered add as certainly not applied."""
 
@@ -55,6 +58,8 @@ class CounterCheckReport:
     low: int
     high: int
     leader_pauses: int
+    snapshots_installed: int
+    """Snapshots replicas installed from their leader (restored mid-run, then applied on)."""
     violation: str | None
     trace_sha256: str
 
@@ -82,11 +87,20 @@ class _Scenario:
             seed=seed,
             state_machine_factory=Counter,
             on_apply=self._on_apply,
+            on_snapshot=self._on_snapshot,
+            snapshot_threshold_entries=options.snapshot_every,
         )
+        self.installs = 0
         self.pending: dict[tuple[int, int], tuple[int, Callable[[str], None]]] = {}
         self.totals = {"ok": 0, "fail": 0, "info": 0}
         self.counts = {"ok": 0, "fail": 0, "info": 0}
         self.leader_pauses = 0
+
+    def _on_snapshot(
+        self, _node_id: int, metadata: SnapshotMetadata, _data: bytes, applied: int
+    ) -> None:
+        if metadata.index > applied:
+            self.installs += 1
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
         waiting = self.pending.pop((node_id, entry.index), None)
@@ -176,6 +190,7 @@ def run_counter_check(seed: int, options: CounterCheckOptions | None = None) -> 
         low=low,
         high=high,
         leader_pauses=scenario.leader_pauses,
+        snapshots_installed=scenario.installs,
         violation=counter_bounds(values, low, high),
         trace_sha256=cluster.trace_sha256(),
     )

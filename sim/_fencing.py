@@ -33,7 +33,7 @@ from typing import Protocol
 
 import attrs
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader, StateMachine
+from raft import Entry, LeadershipTransferInProgress, NotLeader, SnapshotMetadata, StateMachine
 from sim._cluster import Cluster
 from statemachines import (
     LockManager,
@@ -147,6 +147,9 @@ class FencingOptions:
     leader_pause_every_ns: int = 3_000_000_000
     """Mean time between pauses of the leader (0: never)."""
     leader_pause_ns: int = 600_000_000
+    snapshot_every: int = 20
+    """Every replica compacts its log every this many applied entries (0: never), so a replica
+    that fell behind during a pause catches up by installing its leader's snapshot."""
     recipe: str = attrs.field(default="lock", validator=attrs.validators.in_(RECIPES))
 
 
@@ -160,6 +163,8 @@ class FencingReport:
     writes_refused: int
     client_pauses: int
     leader_pauses: int
+    snapshots_installed: int
+    """Snapshots replicas installed from their leader (restored mid-run, then applied on)."""
     lock_violation: str | None
     """A broken promise of the lock itself (replicas disagreeing, tokens not increasing)."""
     storage_violation: str | None
@@ -191,7 +196,10 @@ class _Scenario:
             seed=seed,
             state_machine_factory=_factory(options.recipe),
             on_apply=self._on_apply,
+            on_snapshot=self._on_snapshot,
+            snapshot_threshold_entries=options.snapshot_every,
         )
+        self.installs = 0
         self.clients = [_Client(index) for index in range(options.clients)]
         self.pending: dict[tuple[int, int], tuple[int, _Client, int]] = {}
         self.results: dict[int, _Grant] = {}
@@ -204,6 +212,12 @@ class _Scenario:
         self.lock_violation: str | None = None
 
     # ---- the lock's own promises, from every replica's results ----------------------------
+
+    def _on_snapshot(
+        self, _node_id: int, metadata: SnapshotMetadata, _data: bytes, applied: int
+    ) -> None:
+        if metadata.index > applied:
+            self.installs += 1
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
         grant = _grant(result)
@@ -372,6 +386,7 @@ def run_fencing(
         writes_refused=scenario.refused,
         client_pauses=scenario.client_pauses,
         leader_pauses=scenario.leader_pauses,
+        snapshots_installed=scenario.installs,
         lock_violation=scenario.lock_violation,
         storage_violation=first_interleaving(service.accepted),
         trace_sha256=scenario.cluster.trace_sha256(),

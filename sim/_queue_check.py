@@ -21,7 +21,7 @@ from functools import partial
 import attrs
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader
+from raft import Entry, LeadershipTransferInProgress, NotLeader, SnapshotMetadata
 from sim._cluster import Cluster
 from statemachines import QueueResult, WorkQueue, queue_ack, queue_claim, queue_enqueue
 
@@ -49,6 +49,9 @@ class QueueCheckOptions:
     request_timeout_ns: int = 1_000_000_000
     leader_pause_every_ns: int = 3_000_000_000
     leader_pause_ns: int = 600_000_000
+    snapshot_every: int = 20
+    """Every replica compacts its log every this many applied entries (0: never), so a replica
+    that fell behind during a pause catches up by installing its leader's snapshot."""
 
 
 @attrs.frozen
@@ -63,6 +66,8 @@ class QueueCheckReport:
     worker_stalls: int
     worker_deaths: int
     leader_pauses: int
+    snapshots_installed: int
+    """Snapshots replicas installed from their leader (restored mid-run, then applied on)."""
     violations: tuple[str, ...]
     trace_sha256: str
 
@@ -116,7 +121,10 @@ class _Scenario:
             seed=seed,
             state_machine_factory=WorkQueue,
             on_apply=self._on_apply,
+            on_snapshot=self._on_snapshot,
+            snapshot_threshold_entries=options.snapshot_every,
         )
+        self.installs = 0
         self.pending: dict[tuple[int, int], tuple[int, Callable[[QueueResult | None], None]]] = {}
         self.log: dict[int, tuple[str, QueueResult]] = {}
         self.disagreements: list[str] = []
@@ -128,6 +136,12 @@ class _Scenario:
         self.deaths = 0
         self.leader_pauses = 0
         self.faults_end = options.duration_ns - options.quiet_ns
+
+    def _on_snapshot(
+        self, _node_id: int, metadata: SnapshotMetadata, _data: bytes, applied: int
+    ) -> None:
+        if metadata.index > applied:
+            self.installs += 1
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
         if isinstance(result, QueueResult):
@@ -290,6 +304,7 @@ def run_queue_check(seed: int, options: QueueCheckOptions | None = None) -> Queu
         worker_stalls=scenario.stalls,
         worker_deaths=scenario.deaths,
         leader_pauses=scenario.leader_pauses,
+        snapshots_installed=scenario.installs,
         violations=tuple(violations),
         trace_sha256=cluster.trace_sha256(),
     )

@@ -164,7 +164,7 @@ class Ownership:
         """Apply one committed command and return its result (see `OwnershipResult`); never
         raises."""
         try:
-            op, fields = _decode_shared(command)
+            op, fields = _decode(command)
         except MalformedCommand as error:
             return OwnershipResult(ok=False, error=str(error))
         self._now = max(self._now, fields[-1])
@@ -253,6 +253,16 @@ def _result(owner: _Owner, *, ok: bool) -> OwnershipResult:
     return OwnershipResult(
         ok=ok, owner=owner.name, value=owner.value, term=owner.term, expires_ns=owner.expires_ns
     )
+
+
+def _decode(command: bytes) -> tuple[str, tuple[Any, ...]]:
+    # Payloads may be large: remember only small commands, so the cache stays small.
+    if len(command) <= _CACHED_COMMAND_BYTES:
+        return _decode_shared(command)
+    return decode_command(command, OWNERSHIP_FORMAT_VERSION, _SCHEMAS)
+
+
+_CACHED_COMMAND_BYTES = 4096
 
 
 @functools.lru_cache(maxsize=4096)

@@ -175,7 +175,7 @@ class WorkQueue:
         """Apply one committed command and return its result (see `QueueResult`); never
         raises."""
         try:
-            op, fields = _decode_shared(command)
+            op, fields = _decode(command)
         except MalformedCommand as error:
             return QueueResult(ok=False, error=str(error))
         now = self._now = max(self._now, fields[-1])
@@ -311,6 +311,16 @@ class WorkQueue:
     def state_digest(self) -> str:
         """A SHA-256 hex digest of the whole state, for comparing replicas."""
         return hashlib.sha256(self.snapshot()).hexdigest()
+
+
+def _decode(command: bytes) -> tuple[str, tuple[Any, ...]]:
+    # Payloads may be large: remember only small commands, so the cache stays small.
+    if len(command) <= _CACHED_COMMAND_BYTES:
+        return _decode_shared(command)
+    return decode_command(command, QUEUE_FORMAT_VERSION, _SCHEMAS)
+
+
+_CACHED_COMMAND_BYTES = 4096
 
 
 @functools.lru_cache(maxsize=4096)

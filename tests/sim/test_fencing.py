@@ -49,7 +49,7 @@ def test_a_storage_without_fencing_is_corrupted_within_a_few_seeds(recipe: str) 
 
 
 def test_replicas_install_snapshots_of_the_lock_table_mid_run() -> None:
-    assert sum(run_fencing(seed).snapshots_installed for seed in SEEDS) > 0
+    assert run_fencing(1).snapshots_installed > 0
 
 
 def test_the_same_seed_gives_the_same_run() -> None:

@@ -25,7 +25,7 @@ def test_no_item_is_lost_or_acked_twice(seed: int) -> None:
 
 
 def test_replicas_install_snapshots_of_the_queue_mid_run() -> None:
-    assert sum(run_queue_check(seed).snapshots_installed for seed in SEEDS) > 0
+    assert run_queue_check(1).snapshots_installed > 0
 
 
 def test_claims_that_never_time_out_strand_a_dead_workers_item() -> None:

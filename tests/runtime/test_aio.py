@@ -38,7 +38,8 @@ def _run(main: Callable[[], Awaitable[None]]) -> None:
 
     async def checked() -> None:
         await main()
-        assert not raft.aio._runs, "the trio guest run outlived its users"
+        loop = asyncio.get_running_loop()
+        assert loop not in raft.aio._runs, "the trio guest run outlived its users"
         assert asyncio.all_tasks() == {asyncio.current_task()}, "leaked asyncio tasks"
 
     asyncio.run(checked())
@@ -240,3 +241,35 @@ def test_run_trio_and_trio_context_with_a_tcp_transport() -> None:
 async def _raise_key_error() -> None:
     await trio.lowlevel.checkpoint()
     raise KeyError("from trio")
+
+
+def test_each_loop_gets_its_own_guest_run() -> None:
+    # Two asyncio loops in two threads: a loop can host one trio guest run, so each has its own.
+    results: list[object] = []
+    both_running = threading.Barrier(2, timeout=5)
+
+    async def one_node() -> None:
+        async with AsyncExitStack() as stack:
+            cluster = _Cluster(stack)
+            await cluster.start(voters=(1,))
+            server = cluster.servers[1]
+            await server.wait_for_leader()
+            await asyncio.to_thread(both_running.wait)
+            results.append(await server.apply(encode_put("x", 1)))
+        assert asyncio.get_running_loop() not in raft.aio._runs
+
+    def run() -> None:
+        try:
+            asyncio.run(one_node())
+        except BaseException as error:
+            results.append(error)
+
+    before = set(threading.enumerate())
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [KVResult(ok=True, value=None)] * 2
+    assert not raft.aio._runs
+    assert not _new_threads(before)

@@ -58,7 +58,7 @@ from hypothesis import currently_in_test_context, note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from raft import CommandTooLarge, Entry, EntryKind, NotLeader, StateMachine
+from raft import CommandTooLarge, Entry, EntryKind, NotLeader, SnapshotMetadata, StateMachine
 from sim._cluster import Cluster
 from sim._invariants import Violation, election_safety, log_matching
 from sim.strategies import (
@@ -215,6 +215,7 @@ class ReplicatedStateMachineTest(RuleBasedStateMachine):
             seed=seed,
             state_machine_factory=factory,
             on_apply=self._record_apply,
+            on_snapshot=self._record_snapshot,
             **type(self).raft_options,
         )
         self._cluster = cluster
@@ -411,10 +412,28 @@ class ReplicatedStateMachineTest(RuleBasedStateMachine):
                 "command and the state",
             )
 
+    def _record_snapshot(
+        self, node_id: int, metadata: SnapshotMetadata, data: bytes, applied_before: int
+    ) -> None:
+        """A replica that installs a snapshot skips to its index: it now holds what the first
+        replicas to apply those entries applied (state machine safety checks that they agree)."""
+        if metadata.index > applied_before:
+            self._skip_to(node_id, metadata.index)
+
     def _forget_incarnation(self, node_id: int) -> None:
-        """A crashed replica restarts empty and re-applies the log from index 1."""
-        self.applied[node_id] = []
-        self._last_applied[node_id] = 0
+        """A crashed replica restarts from its stored snapshot, or empty, and re-applies the
+        committed log after it."""
+        snapshot = self.cluster.replicas[node_id].storage.snapshot()
+        self._skip_to(node_id, 0 if snapshot is None else snapshot.metadata.index)
+
+    def _skip_to(self, node_id: int, index: int) -> None:
+        firsts = self._first_applications
+        self.applied[node_id] = [
+            (position, firsts[position].entry.data)
+            for position in range(1, index + 1)
+            if position in firsts and firsts[position].entry.kind == EntryKind.COMMAND
+        ]
+        self._last_applied[node_id] = index
 
     def _flag(self, prop: str, detail: str) -> None:
         now = self._cluster.now if self._cluster is not None else None

@@ -17,8 +17,14 @@ array, at most 1 MiB. A request is ``[request_id, op, args]`` and the answer
 |---|---|---|
 | ``"put"`` | ``[key, value, client_id, seq]`` | ``[ok, previous value]`` |
 | ``"cas"`` | ``[key, expected, new, client_id, seq]`` | ``[matched, value]`` |
+| ``"del"`` | ``[key, client_id, seq]`` | ``[ok, previous value]`` |
 | ``"get"`` | ``[key, consistency]`` | the value (None when absent) |
-| ``"status"`` | ``[]`` | ``{"id", "role", "term", "leader", "commit", "applied"}`` |
+| ``"status"`` | ``[]`` | ``{"id", "role", "term", "leader", "commit", "applied", ...}`` |
+| ``"member"`` | ``[action, node_id, address]`` | None |
+
+The status also holds ``"voters"`` and ``"learners"``. A ``"member"`` action is ``"add"`` (a
+learner at ``address``, its raft address as ``[host, port]``), ``"promote"`` (a learner to a
+voter) or ``"remove"`` (a voter or a learner); `trio-raft member` sends it.
 
 Other statuses: ``"not_leader"`` (value: the leader's id or None; certainly not applied),
 ``"timeout"`` (outcome unknown), ``"overloaded"``, ``"expired"``, ``"error"`` (value: a
@@ -38,7 +44,7 @@ from typing import Any, Final
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 import trio
 
-from raft.core import CommandTooLarge, Config
+from raft.core import CommandTooLarge, Config, MembershipChangeError, UsageError
 from raft.core import NotLeader as CoreNotLeader
 from raft.runtime._errors import Overloaded, SessionExpired, Timeout
 from raft.runtime._server import RaftServer
@@ -97,11 +103,12 @@ def _parse_peers(text: str) -> dict[int, tuple[str, int]]:
 class _Handler:
     def __init__(self, server: RaftServer) -> None:
         # The application lives above raft (DESIGN.md's layers): imported only when run.
-        from statemachines import encode_cas, encode_put  # noqa: PLC0415
+        from statemachines import encode_cas, encode_delete, encode_put  # noqa: PLC0415
 
         self.server = server
         self.encode_put = encode_put
         self.encode_cas = encode_cas
+        self.encode_delete = encode_delete
 
     async def serve(self, stream: trio.SocketStream) -> None:
         buffer = bytearray()
@@ -135,6 +142,18 @@ class _Handler:
                     self.encode_cas(key, expected, new), client_id=client_id, seq=seq
                 )
                 return "ok", [result.ok, result.value]
+            if op == "del":
+                key, client_id, seq = args
+                result = await server.apply(self.encode_delete(key), client_id=client_id, seq=seq)
+                return "ok", [result.ok, result.value]
+            if op == "member":
+                # A follower answers before add_learner records the address: only the leader
+                # changes membership.
+                status = server.status()
+                if status.role.name != "LEADER":
+                    return "not_leader", status.leader_id
+                await self.member(*args)
+                return "ok", None
             if op == "get":
                 key, consistency = args
                 return "ok", await server.read(lambda kv: kv.get(key), consistency=consistency)
@@ -147,10 +166,14 @@ class _Handler:
                     "leader": status.leader_id,
                     "commit": status.commit_index,
                     "applied": status.applied_index,
+                    "voters": list(status.membership.voters) if status.membership else [],
+                    "learners": list(status.membership.learners) if status.membership else [],
                 }
             return "error", f"unknown op {op!r}"
         except CoreNotLeader as error:
             return "not_leader", error.leader_id
+        except (MembershipChangeError, UsageError) as error:
+            return "error", str(error)
         except Timeout as error:
             return "timeout", str(error)
         except Overloaded as error:
@@ -161,6 +184,25 @@ class _Handler:
             return "error", str(error)
 
 
+    async def member(self, action: str, node_id: int, address: list[Any] | None) -> None:
+        server = self.server
+        if action == "add":
+            if address is None:
+                raise ValueError("adding a member needs its raft address")
+            host, port = address
+            await server.add_learner(node_id, (str(host), int(port)))
+        elif action == "promote":
+            await server.promote_learner(node_id)
+        elif action == "remove":
+            membership = server.status().membership
+            if membership is not None and node_id in membership.learners:
+                await server.remove_learner(node_id)
+            else:
+                await server.remove_voter(node_id)
+        else:
+            raise ValueError(f"unknown member action {action!r} (add, promote, remove)")
+
+
 async def run_node(arguments: argparse.Namespace) -> None:
     """Run one node until killed."""
     from statemachines import KVResult, KVStore  # noqa: PLC0415  (see _Handler)
@@ -169,7 +211,9 @@ async def run_node(arguments: argparse.Namespace) -> None:
     node_id = arguments.id
     host, raft_port = peers[node_id]
     others = {peer: address for peer, address in peers.items() if peer != node_id}
-    secret = open(arguments.secret_file, "rb").read().strip()  # noqa: SIM115
+    secret: bytes | None = getattr(arguments, "secret", None)  # set by `trio-raft serve`
+    if secret is None:
+        secret = open(arguments.secret_file, "rb").read().strip()  # noqa: SIM115
     config = Config(
         node_id=node_id,
         voters=tuple(sorted(peers)),

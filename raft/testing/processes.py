@@ -40,10 +40,11 @@ class ClientError(Exception):
 
 
 class NodeClient:
-    """One connection to a node's client port; one request at a time."""
+    """One connection to a node's client port (on `host`); one request at a time."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.port = port
+        self.host = host
         self._stream: trio.SocketStream | None = None
         self._buffer = bytearray()
         self._ids = itertools.count(1)
@@ -54,7 +55,7 @@ class NodeClient:
         try:
             with trio.fail_after(timeout):
                 if self._stream is None:
-                    self._stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+                    self._stream = await trio.open_tcp_stream(self.host, self.port)
                     self._buffer = bytearray()
                 request_id = next(self._ids)
                 await self._stream.send_all(encode_frame([request_id, op, args]))

@@ -1,0 +1,5 @@
+"""`python -m raft.cli` is `trio-raft`."""
+
+from raft.cli import main
+
+main()

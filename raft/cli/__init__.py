@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-port",
         type=int,
         default=0,
-        help="node N gets raft port BASE+2(N-1) and client port one above (0: kernel-chosen)",
+        help="node N gets raft port BASE+2(N-1), client port one above, HTTP port BASE+100+N-1"
+        " (0: kernel-chosen)",
+    )
+    cluster.add_argument(
+        "--http",
+        action="store_true",
+        help="each node also serves the HTTP API (needs the http extra: hypercorn)",
     )
     cluster.add_argument("--tick", type=float, default=0.05, help="seconds per tick")
     cluster.add_argument("--election-ticks", type=int, default=10, help="ticks per election")

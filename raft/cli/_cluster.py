@@ -45,12 +45,15 @@ async def run_cluster(arguments: argparse.Namespace) -> int:
             tick=arguments.tick,
             election_ticks=arguments.election_ticks,
             request_timeout=arguments.request_timeout,
+            http=arguments.http,
         )
         cluster.secret_file.write_bytes(os.urandom(32).hex().encode())
         if arguments.base_port:
             for node_id, node in cluster.nodes.items():
                 node.raft_port = arguments.base_port + 2 * (node_id - 1)
                 node.client_port = node.raft_port + 1
+                if node.http_port is not None:
+                    node.http_port = arguments.base_port + 100 + node_id - 1
         stopped_by: int | None = None
         try:
             async with trio.open_nursery() as nursery:
@@ -66,9 +69,10 @@ async def run_cluster(arguments: argparse.Namespace) -> int:
                 await cluster.start_all()
                 for node_id, node in cluster.nodes.items():
                     pid = node.process.pid if node.process is not None else None
+                    http = f" http 127.0.0.1:{node.http_port}" if node.http_port else ""
                     print(
                         f"node {node_id}: raft 127.0.0.1:{node.raft_port} "
-                        f"client 127.0.0.1:{node.client_port} pid {pid}",
+                        f"client 127.0.0.1:{node.client_port}{http} pid {pid}",
                         flush=True,
                     )
                 servers = ",".join(f"127.0.0.1:{n.client_port}" for n in cluster.nodes.values())

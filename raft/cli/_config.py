@@ -9,11 +9,15 @@ tick = 0.05                 # optional: seconds per tick
 election_ticks = 10         # optional: ticks before an election
 request_timeout = 2.0       # optional: seconds
 snapshot_entries = 10000    # optional: compact every N applied entries (0: never)
+http_port = 8001            # optional: serve the HTTP API (needs the http extra)
 
 [peers]                     # every node, this one too: id = "host:port" (raft address)
 1 = "127.0.0.1:7101"
 2 = "127.0.0.1:7102"
 3 = "127.0.0.1:7103"
+
+[http_peers]                # optional: each node's HTTP address, for redirects to the leader
+1 = "127.0.0.1:8001"
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ _FIELDS: dict[str, str] = {
     "request_timeout": "a number of seconds > 0",
     "snapshot_entries": "an integer >= 0 (0: never compact)",
     "peers": 'a table of id = "host:port", every node, this one too',
+    "http_port": "an integer port in 0..65535: serve the HTTP API (the http extra)",
+    "http_host": "the HTTP API's host (default 127.0.0.1)",
+    "http_peers": 'a table of id = "host:port", every node\'s HTTP address (for redirects)',
 }
 _REQUIRED = ("id", "dir", "peers")
 MIN_SECRET_BYTES = 16
@@ -97,12 +104,43 @@ class _Checker:
         return value
 
 
-def _address(checker: _Checker, field: str, value: object) -> tuple[str, int]:
+def _address(checker: _Checker, field: str, value: object, table: str) -> tuple[str, int]:
     if isinstance(value, str):
         host, sep, port = value.rpartition(":")
         if sep and host and port.isdigit() and 0 < int(port) < 65536:
             return host, int(port)
-    raise checker.fail(field, f'{value!r} is not "host:port" (a port in 1..65535)', "peers")
+    raise checker.fail(field, f'{value!r} is not "host:port" (a port in 1..65535)', table)
+
+
+def _peers(checker: _Checker, table: str, raw: dict[str, Any]) -> dict[int, tuple[str, int]]:
+    peers: dict[int, tuple[str, int]] = {}
+    for key, value in raw.items():
+        if not key.isdigit() or int(key) < 1:
+            raise checker.fail(f"{table}.{key}", "a key is a node id, an integer >= 1", table)
+        peers[int(key)] = _address(checker, f"{table}.{key}", value, table)
+    return peers
+
+
+def _secret(checker: _Checker, data: dict[str, Any], base: Path) -> tuple[bytes, str | None]:
+    """The shared secret, and the file it came from (None for `secret`)."""
+    secret_file: str | None = None
+    if ("secret" in data) == ("secret_file" in data):
+        raise ConfigError(
+            f"{checker.path}: give exactly one of the fields 'secret' and 'secret_file'"
+        )
+    if "secret" in data:
+        secret = checker.string(data, "secret").encode()
+    else:
+        secret_file = str(base / checker.string(data, "secret_file"))
+        try:
+            secret = Path(secret_file).read_bytes().strip()
+        except OSError as error:
+            raise checker.fail("secret_file", f"cannot read it: {error}") from None
+        if len(secret) < MIN_SECRET_BYTES:
+            raise checker.fail("secret_file", f"the secret in it is under {MIN_SECRET_BYTES} bytes")
+    if "secret" in data and len(secret) < MIN_SECRET_BYTES:
+        raise checker.fail("secret", f"the secret is under {MIN_SECRET_BYTES} bytes")
+    return secret, secret_file
 
 
 def load_config(path: Path) -> argparse.Namespace:
@@ -127,34 +165,29 @@ def load_config(path: Path) -> argparse.Namespace:
     raw_peers = data["peers"]
     if not isinstance(raw_peers, dict) or not raw_peers:
         raise checker.fail("peers", f"{raw_peers!r} is not a non-empty table")
-    peers: dict[int, tuple[str, int]] = {}
-    for key, value in raw_peers.items():
-        if not key.isdigit() or int(key) < 1:
-            raise checker.fail(f"peers.{key}", "a peer's key is its id, an integer >= 1", "peers")
-        peers[int(key)] = _address(checker, f"peers.{key}", value)
+    peers = _peers(checker, "peers", raw_peers)
     if node_id not in peers:
         raise checker.fail("id", f"{node_id} is not one of the peers {sorted(peers)}")
     base = path.parent
-    secret: bytes | None = None
-    secret_file: str | None = None
-    if ("secret" in data) == ("secret_file" in data):
-        raise ConfigError(f"{path}: give exactly one of the fields 'secret' and 'secret_file'")
-    if "secret" in data:
-        secret = checker.string(data, "secret").encode()
-    else:
-        secret_file = str(base / checker.string(data, "secret_file"))
-        try:
-            secret = Path(secret_file).read_bytes().strip()
-        except OSError as error:
-            raise checker.fail("secret_file", f"cannot read it: {error}") from None
-        if len(secret) < MIN_SECRET_BYTES:
-            raise checker.fail("secret_file", f"the secret in it is under {MIN_SECRET_BYTES} bytes")
-    if "secret" in data and len(secret) < MIN_SECRET_BYTES:
-        raise checker.fail("secret", f"the secret is under {MIN_SECRET_BYTES} bytes")
+    secret, secret_file = _secret(checker, data, base)
     client_port = checker.integer(data, "client_port", 0, 0)
     if client_port > 65535:
         raise checker.fail("client_port", f"{client_port} is above 65535")
+    http_port: int | None = None
+    http_peers = ""
+    if "http_port" in data:
+        http_port = checker.integer(data, "http_port", 0, 0)
+        if http_port > 65535:
+            raise checker.fail("http_port", f"{http_port} is above 65535")
+    raw_http = data.get("http_peers", {})
+    if not isinstance(raw_http, dict):
+        raise checker.fail("http_peers", f"{raw_http!r} is not a table")
+    http = _peers(checker, "http_peers", raw_http)
+    http_peers = ",".join(f"{i}={host}:{port}" for i, (host, port) in sorted(http.items()))
     return argparse.Namespace(
+        http_port=http_port,
+        http_host=checker.string(data, "http_host", "127.0.0.1"),
+        http_peers=http_peers,
         id=node_id,
         peers=",".join(f"{i}={host}:{port}" for i, (host, port) in sorted(peers.items())),
         dir=str(base / checker.string(data, "dir")),

@@ -7,7 +7,9 @@ It runs a `RaftServer` with a `statemachines.KVStore`, `FileStorage` in `--dir` 
 `TcpTransport` authenticated by the shared secret, and serves clients on `--client-port`
 (127.0.0.1 only: the client protocol has no authentication, so it is for tests, benchmarks and
 local tools; a real service puts its own API in front of `RaftServer`). Once it listens it
-prints one line, ``READY <client port> <raft port>``, on stdout.
+prints one line, ``READY <client port> <raft port>``, on stdout (``READY <client port> <raft
+port> <http port>`` with ``--http-port``: the HTTP API of `raft.runtime._http`, served by
+hypercorn, the ``http`` extra).
 
 Client protocol (`NodeClient` speaks it): frames of a 4-byte big-endian length and a msgpack
 array, at most 1 MiB. A request is ``[request_id, op, args]`` and the answer
@@ -39,6 +41,7 @@ import random
 import struct
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
@@ -100,6 +103,43 @@ def _parse_peers(text: str) -> dict[int, tuple[str, int]]:
     return peers
 
 
+def status_dict(server: RaftServer) -> dict[str, Any]:
+    """The node's status as the client protocol and the HTTP API give it."""
+    status = server.status()
+    membership = status.membership
+    return {
+        "id": status.node_id,
+        "role": status.role.name,
+        "term": status.term,
+        "leader": status.leader_id,
+        "commit": status.commit_index,
+        "applied": status.applied_index,
+        "voters": list(membership.voters) if membership else [],
+        "learners": list(membership.learners) if membership else [],
+    }
+
+
+async def _start_http(nursery: trio.Nursery, server: RaftServer, arguments: Any) -> int:
+    """Start the HTTP API (`raft.runtime._http`) on --http-port through hypercorn; its port."""
+    try:
+        from hypercorn.config import Config as HypercornConfig  # noqa: PLC0415
+        from hypercorn.trio import serve  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - the optional extra is missing
+        sys.exit("--http-port needs hypercorn: pip install 'trio-raft[http]'")
+    from raft.runtime._http import KVHttpApp  # noqa: PLC0415
+
+    addresses = _parse_peers(arguments.http_peers) if arguments.http_peers else {}
+    peers = {node: f"{host}:{port}" for node, (host, port) in addresses.items()}
+    config = HypercornConfig()
+    config.bind = [f"{arguments.http_host}:{arguments.http_port}"]
+    config.accesslog = None
+    app = KVHttpApp(server, peers, lambda: status_dict(server))
+    binds = await nursery.start(
+        partial(serve, app, config, shutdown_trigger=trio.sleep_forever)  # type: ignore[arg-type]
+    )
+    return int(str(binds[0]).rpartition(":")[2])
+
+
 class _Handler:
     def __init__(self, server: RaftServer) -> None:
         # The application lives above raft (DESIGN.md's layers): imported only when run.
@@ -158,17 +198,7 @@ class _Handler:
                 key, consistency = args
                 return "ok", await server.read(lambda kv: kv.get(key), consistency=consistency)
             if op == "status":
-                status = server.status()
-                return "ok", {
-                    "id": status.node_id,
-                    "role": status.role.name,
-                    "term": status.term,
-                    "leader": status.leader_id,
-                    "commit": status.commit_index,
-                    "applied": status.applied_index,
-                    "voters": list(status.membership.voters) if status.membership else [],
-                    "learners": list(status.membership.learners) if status.membership else [],
-                }
+                return "ok", status_dict(server)
             return "error", f"unknown op {op!r}"
         except CoreNotLeader as error:
             return "not_leader", error.leader_id
@@ -245,11 +275,14 @@ async def run_node(arguments: argparse.Namespace) -> None:
                 encode_result=_kv_encode_result,
                 decode_result=lambda fields: KVResult(*fields),  # type: ignore[misc]
             )
-            async with server:
+            async with server, trio.open_nursery() as nursery:
                 handler = _Handler(server)
+                ready = ""
+                if getattr(arguments, "http_port", None) is not None:
+                    ready = f" {await _start_http(nursery, server, arguments)}"
                 listeners = await trio.open_tcp_listeners(arguments.client_port, host="127.0.0.1")
                 port = listeners[0].socket.getsockname()[1]
-                print(f"READY {port} {transport.port}", flush=True)
+                print(f"READY {port} {transport.port}{ready}", flush=True)
                 await trio.serve_listeners(handler.serve, listeners)
 
 
@@ -265,6 +298,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tick", type=float, default=0.05, help="seconds per tick")
     parser.add_argument("--election-ticks", type=int, default=10, help="ticks per election")
     parser.add_argument("--request-timeout", type=float, default=2.0, help="seconds")
+    parser.add_argument(
+        "--http-port", type=int, default=None, help="serve the HTTP API here (needs hypercorn)"
+    )
+    parser.add_argument("--http-host", default="127.0.0.1", help="the HTTP API's host")
+    parser.add_argument(
+        "--http-peers", default="", help="id=host:port,... HTTP addresses (for redirects)"
+    )
     parser.add_argument(
         "--snapshot-entries", type=int, default=10000, help="compact every N applied (0: never)"
     )

@@ -85,6 +85,7 @@ class _Node:
     client_port: int
     directory: Path
     process: trio.Process | None = None
+    http_port: int | None = None
 
 
 class ProcessCluster:
@@ -99,6 +100,7 @@ class ProcessCluster:
         election_ticks: int = 10,
         request_timeout: float = 1.0,
         snapshot_entries: int = 10000,
+        http: bool = False,
     ) -> None:
         self.directory = directory
         self.snapshot_entries = snapshot_entries
@@ -109,6 +111,9 @@ class ProcessCluster:
             node_id: _Node(node_id, free_port(), free_port(), directory / f"node-{node_id}")
             for node_id in range(1, size + 1)
         }
+        if http:  # each node serves the HTTP API too (needs hypercorn: the http extra)
+            for node in self.nodes.values():
+                node.http_port = free_port()
         self.secret_file = directory / "secret"
         self.secret_file.write_bytes(SECRET)
         self.started_pids: list[int] = []
@@ -147,6 +152,11 @@ class ProcessCluster:
             "--snapshot-entries",
             str(self.snapshot_entries),
         ]
+        if node.http_port is not None:
+            http_peers = ",".join(
+                f"{n.node_id}=127.0.0.1:{n.http_port}" for n in self.nodes.values()
+            )
+            command += ["--http-port", str(node.http_port), "--http-peers", http_peers]
         process = await trio.lowlevel.open_process(
             command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
         )

@@ -24,7 +24,7 @@ def _wait_for_leader(
     assert process.stdout is not None
     try:
         for line in process.stdout:
-            if match := re.match(r"node (\d+): raft (\S+) client \S+ pid (\d+)", line):
+            if match := re.match(r"node (\d+): raft (\S+) client \S+ .*pid (\d+)", line):
                 pids[int(match[1])] = int(match[3])
                 processes.pids.append(int(match[3]))
                 if raft is not None:

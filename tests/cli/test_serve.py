@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,27 @@ dir = "data"
 secret = "a shared secret of the cluster"
 client_port = {client}
 tick = 0.02
+http_port = {http}
 
 [peers]
 1 = "127.0.0.1:{raft}"
+
+[http_peers]
+1 = "127.0.0.1:{http}"
 """
 
 
 def test_serve_runs_a_node_from_a_config_file(tmp_path: Path, processes: Processes) -> None:
-    client, raft = free_port(), free_port()
+    pytest.importorskip("hypercorn")
+    client, raft, http = free_port(), free_port(), free_port()
     config = tmp_path / "node.toml"
-    config.write_text(GOOD.format(client=client, raft=raft))
+    config.write_text(GOOD.format(client=client, raft=raft, http=http))
     process = processes.start("serve", "--config", str(config))
     watchdog = threading.Timer(20.0, process.kill)
     watchdog.start()
     try:
         assert process.stdout is not None
-        assert process.stdout.readline().split()[:2] == ["READY", str(client)]
+        assert process.stdout.readline().split() == ["READY", str(client), str(raft), str(http)]
     finally:
         watchdog.cancel()
     server = f"127.0.0.1:{client}"
@@ -41,6 +47,8 @@ def test_serve_runs_a_node_from_a_config_file(tmp_path: Path, processes: Process
     assert put.returncode == 0, put.stderr
     assert json.loads(run("kv", "get", "k", "--server", server).stdout) == 42
     assert (tmp_path / "data").is_dir()  # relative to the config file
+    status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/v1/status").read())
+    assert status["role"] == "LEADER"
 
 
 @pytest.mark.parametrize(
@@ -72,6 +80,11 @@ def test_serve_runs_a_node_from_a_config_file(tmp_path: Path, processes: Process
             ["'client_port'", "line 4", "0..65535"],
         ),
         ("id = 1\nsecret = '0123456789abcdef'\n[peers]\n1 = 'h:1'\n", ["'dir' is missing"]),
+        (
+            "id = 1\ndir = 'd'\nsecret = '0123456789abcdef'\n[peers]\n1 = 'h:1'\n"
+            "[http_peers]\n1 = 'h:x'\n",
+            ["'http_peers.1'", "line 7", "host:port"],
+        ),
         ("id = 1\ndir = 'd'\n[peers]\n1 = 'h:1'\n", ["'secret' and 'secret_file'"]),
         (
             "id = 1\ndir = 'd'\nsecret = 's'\n[peers]\n1 = 'h:1'\n",

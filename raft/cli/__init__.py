@@ -133,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"trio-raft: error: {error}\n")
     except ValueError as error:  # a malformed --server or --address
         parser.exit(2, f"trio-raft: error: {error}\n")
+    except BrokenPipeError:  # `trio-raft status | head -1`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit flush does not complain
+        code = 0
     except (CliError, RuntimeError, OSError) as error:
         print(f"trio-raft: {error}", file=sys.stderr)
         code = 1

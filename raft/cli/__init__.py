@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="each node also serves the HTTP API (needs the http extra: hypercorn)",
     )
+    cluster.add_argument(
+        "--lease-reads", action="store_true", help="allow --consistency lease reads"
+    )
     cluster.add_argument("--tick", type=float, default=0.05, help="seconds per tick")
     cluster.add_argument("--election-ticks", type=int, default=10, help="ticks per election")
     cluster.add_argument("--request-timeout", type=float, default=2.0, help="seconds")

@@ -46,6 +46,7 @@ async def run_cluster(arguments: argparse.Namespace) -> int:
             election_ticks=arguments.election_ticks,
             request_timeout=arguments.request_timeout,
             http=arguments.http,
+            lease_reads=arguments.lease_reads,
         )
         cluster.secret_file.write_bytes(os.urandom(32).hex().encode())
         if arguments.base_port:

@@ -9,6 +9,7 @@ tick = 0.05                 # optional: seconds per tick
 election_ticks = 10         # optional: ticks before an election
 request_timeout = 2.0       # optional: seconds
 snapshot_entries = 10000    # optional: compact every N applied entries (0: never)
+lease_reads = false         # optional: allow 'lease' reads (clocks must drift little)
 http_port = 8001            # optional: serve the HTTP API (needs the http extra)
 
 [peers]                     # every node, this one too: id = "host:port" (raft address)
@@ -42,6 +43,7 @@ _FIELDS: dict[str, str] = {
     "request_timeout": "a number of seconds > 0",
     "snapshot_entries": "an integer >= 0 (0: never compact)",
     "peers": 'a table of id = "host:port", every node, this one too',
+    "lease_reads": "true or false (default false): allow 'lease' reads",
     "http_port": "an integer port in 0..65535: serve the HTTP API (the http extra)",
     "http_host": "the HTTP API's host (default 127.0.0.1)",
     "http_peers": 'a table of id = "host:port", every node\'s HTTP address (for redirects)',
@@ -184,7 +186,11 @@ def load_config(path: Path) -> argparse.Namespace:
         raise checker.fail("http_peers", f"{raw_http!r} is not a table")
     http = _peers(checker, "http_peers", raw_http)
     http_peers = ",".join(f"{i}={host}:{port}" for i, (host, port) in sorted(http.items()))
+    lease_reads = data.get("lease_reads", False)
+    if not isinstance(lease_reads, bool):
+        raise checker.fail("lease_reads", f"{lease_reads!r} is not true or false")
     return argparse.Namespace(
+        lease_reads=lease_reads,
         http_port=http_port,
         http_host=checker.string(data, "http_host", "127.0.0.1"),
         http_peers=http_peers,

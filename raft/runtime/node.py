@@ -250,6 +250,7 @@ async def run_node(arguments: argparse.Namespace) -> None:
         election_ticks=arguments.election_ticks,
         heartbeat_ticks=1,
         snapshot_threshold_entries=arguments.snapshot_entries,
+        lease_reads=getattr(arguments, "lease_reads", False),
     )
     rng = random.Random(int.from_bytes(os.urandom(8), "big"))
     with FileStorage(arguments.dir) as storage:
@@ -298,6 +299,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tick", type=float, default=0.05, help="seconds per tick")
     parser.add_argument("--election-ticks", type=int, default=10, help="ticks per election")
     parser.add_argument("--request-timeout", type=float, default=2.0, help="seconds")
+    parser.add_argument(
+        "--lease-reads",
+        action="store_true",
+        help="allow 'lease' reads (Config.lease_reads: safe while clocks drift little)",
+    )
     parser.add_argument(
         "--http-port", type=int, default=None, help="serve the HTTP API here (needs hypercorn)"
     )

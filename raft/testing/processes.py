@@ -101,9 +101,11 @@ class ProcessCluster:
         request_timeout: float = 1.0,
         snapshot_entries: int = 10000,
         http: bool = False,
+        lease_reads: bool = False,
     ) -> None:
         self.directory = directory
         self.snapshot_entries = snapshot_entries
+        self.lease_reads = lease_reads
         self.tick = tick
         self.election_ticks = election_ticks
         self.request_timeout = request_timeout
@@ -152,6 +154,8 @@ class ProcessCluster:
             "--snapshot-entries",
             str(self.snapshot_entries),
         ]
+        if self.lease_reads:
+            command.append("--lease-reads")
         if node.http_port is not None:
             http_peers = ",".join(
                 f"{n.node_id}=127.0.0.1:{n.http_port}" for n in self.nodes.values()

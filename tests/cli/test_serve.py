@@ -19,6 +19,7 @@ dir = "data"
 secret = "a shared secret of the cluster"
 client_port = {client}
 tick = 0.02
+lease_reads = true
 http_port = {http}
 
 [peers]
@@ -46,6 +47,8 @@ def test_serve_runs_a_node_from_a_config_file(tmp_path: Path, processes: Process
     put = run("kv", "put", "k", "42", "--server", server)
     assert put.returncode == 0, put.stderr
     assert json.loads(run("kv", "get", "k", "--server", server).stdout) == 42
+    lease = run("kv", "get", "k", "--consistency", "lease", "--server", server)
+    assert lease.stdout == "42\n", lease.stderr
     assert (tmp_path / "data").is_dir()  # relative to the config file
     status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http}/v1/status").read())
     assert status["role"] == "LEADER"

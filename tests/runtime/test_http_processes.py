@@ -16,7 +16,7 @@ httpx = pytest.importorskip("httpx")
 
 
 async def test_kv_over_http_on_a_three_process_cluster(tmp_path: Path) -> None:
-    cluster = ProcessCluster(tmp_path, http=True)
+    cluster = ProcessCluster(tmp_path, http=True, lease_reads=True)
     try:
         await cluster.start_all()
         leader = await cluster.find_leader()
@@ -53,6 +53,10 @@ async def test_kv_over_http_on_a_three_process_cluster(tmp_path: Path) -> None:
                         break
                     await trio.sleep(0.05)
             assert stale.json()["value"] == "blue"
+            lease = await client.get(
+                f"{base[leader]}/v1/kv/colour", params={"consistency": "lease"}
+            )
+            assert lease.json()["value"] == "blue"
             bad = await client.get(f"{base[leader]}/v1/kv/colour", params={"consistency": "x"})
             assert bad.status_code == 400
 

@@ -5,6 +5,9 @@ A follower does not forward writes: it answers ``307 Temporary Redirect`` with `
 to the same path on the leader's HTTP address (a 307 keeps the method and the body). When it
 knows no leader, or not the leader's HTTP address, it answers 503 with ``{"error":
 "not_leader", "leader": <id or null>}``.
+
+``GET /metrics`` answers the Prometheus text format (`raft.runtime._metrics`) when
+``prometheus-client`` is installed (the ``http`` extra), and 501 otherwise.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class KVHttpApp:
         self.encode_put = encode_put
         self.encode_delete = encode_delete
         self.encode_cas = encode_cas
+        try:
+            from raft.runtime import _metrics  # noqa: PLC0415
+        except ImportError:  # the optional prometheus-client is missing
+            self.metrics_registry: Any = None
+        else:
+            self.metrics_registry = _metrics.make_registry(server)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -69,24 +78,22 @@ class KVHttpApp:
                     return
         if scope["type"] != "http":
             return
+        if (
+            scope["path"] == "/metrics"
+            and scope["method"] == "GET"
+            and self.metrics_registry is not None
+        ):
+            from raft.runtime import _metrics  # noqa: PLC0415
+
+            data = _metrics.render(self.metrics_registry)
+            await _send(send, 200, data, _metrics.CONTENT_TYPE_LATEST.encode(), [])
+            return
         try:
             status, body = await self._route(scope, receive)
             headers: list[tuple[bytes, bytes]] = []
         except _HttpError as error:
             status, body, headers = error.status, error.body, error.headers
-        data = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        await _send(send, status, json.dumps(body).encode(), b"application/json", headers)
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         method: str = scope["method"]
@@ -96,6 +103,16 @@ class KVHttpApp:
             if method != "GET":
                 raise _HttpError(405, {"error": "GET only"})
             return 200, self.status()
+        if path == "/metrics":
+            if method != "GET":
+                raise _HttpError(405, {"error": "GET only"})
+            raise _HttpError(
+                501,
+                {
+                    "error": "metrics need prometheus-client: pip install 'trio-raft[http]'"
+                    " (or pip install prometheus-client)"
+                },
+            )
         for prefix, handler in (("/v1/kv/", self._kv), ("/v1/cas/", self._cas)):
             if path.startswith(prefix) and len(path) > len(prefix):
                 key = unquote(path[len(prefix) :])
@@ -160,6 +177,27 @@ class KVHttpApp:
         if result.error is None and not result.ok:
             return 409, {"key": key, "ok": False, "value": result.value}
         return _result(result, {"key": key, "ok": True, "previous": result.value})
+
+
+async def _send(
+    send: Send,
+    status: int,
+    data: bytes,
+    content_type: bytes,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(data)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
 
 
 def _result(result: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -160,7 +161,9 @@ class RaftServer:
       `MemoryStorage`, which does no I/O, and which `MockClock` tests need inline);
     - `max_disk_stall`: how long a leader whose write hangs keeps its followers from electing
       another leader (default 3 election timeouts); past it, it lets them;
-    - `max_clients`, `encode_result`, `decode_result`: the session table (`SessionTable`).
+    - `max_clients`, `encode_result`, `decode_result`: the session table (`SessionTable`);
+    - `clock_ns`: the wall clock `apply_stamped` reads, in nanoseconds (default `time.time_ns`;
+      tests inject one, since trio's clock is relative, not wall time).
 
     The server stops loudly: an error in any of its tasks (a `NodeFailed`, a storage error)
     cancels the `async with` body and propagates out of it.
@@ -183,6 +186,7 @@ class RaftServer:
         max_clients: int = DEFAULT_MAX_CLIENTS,
         encode_result: Callable[[object], object] | None = None,
         decode_result: Callable[[object], object] | None = None,
+        clock_ns: Callable[[], int] | None = None,
     ) -> None:
         _check_seconds("tick_interval", tick_interval, positive=True)
         _check_seconds("request_timeout", request_timeout, positive=True)
@@ -207,6 +211,7 @@ class RaftServer:
         self._sessions = SessionTable(state_machine, max_clients=max_clients, **codecs)
         self._state_machine = state_machine
         self._rng = rng
+        self._clock_ns: Callable[[], int] = time.time_ns if clock_ns is None else clock_ns
         self._tick_interval = float(tick_interval)
         self._addresses: dict[int, object] = dict(addresses or {})
         self._max_uncommitted = max_uncommitted_bytes
@@ -582,15 +587,51 @@ class RaftServer:
         `Timeout`/`NoQuorum` (outcome unknown), `SessionExpired`, `ServerStopped`.
         """
         self._check_running()
+        data = self._envelope(command, client_id, seq)
+        return await self._submit(data, timeout)
+
+    async def apply_stamped(
+        self,
+        build: Callable[[int], bytes],
+        *,
+        client_id: int = 0,
+        seq: int = 0,
+        timeout: float | None = None,
+    ) -> object:
+        """Like `apply`, for a command stamped with the leader's time: `build(now_ns)` gives it.
+
+        `build` is called here, only while this node leads, with `now_ns` from the server's
+        clock (`clock_ns`), in the same step that queues the command: no other task runs in
+        between, so the stamp is always the time at which this leader accepted the command.
+        On a follower it raises `NotLeader` without calling `build`. An exception from `build`
+        propagates and nothing is proposed; a built command can still be refused as `apply`
+        refuses one (`CommandTooLarge`, `Overloaded`), unproposed. A retry with the same
+        (`client_id`, `seq`) calls `build` again, but the session answers with the first result.
+
+        Raises what `apply` raises.
+        """
+        self._check_running()
+        self._check_can_propose()
+        command = build(self._clock_ns())
+        data = self._envelope(command, client_id, seq)
+        return await self._submit(data, timeout)
+
+    def _envelope(self, command: bytes, client_id: int, seq: int) -> bytes:
         data = encode_envelope(client_id, seq, command)
         limit = self._config.max_bytes_per_message
         if len(data) > limit:
             raise CommandTooLarge(len(command) + _ENVELOPE_OVERHEAD, limit)
-        node = self.node
-        if node.role is not Role.LEADER:
+        return data
+
+    def _check_can_propose(self) -> None:
+        if self.node.role is not Role.LEADER:
             raise self._not_leader()
         if self._disk_full is not None:
             raise StorageFull(self._disk_full.path) from self._disk_full
+
+    async def _submit(self, data: bytes, timeout: float | None) -> object:
+        """Queue an enveloped command for the driver's next batch and wait for its result."""
+        self._check_can_propose()
         if self._pending_bytes + len(data) > self._max_uncommitted:
             raise Overloaded(self._pending_bytes, self._max_uncommitted)
         waiter = _Waiter(data)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
+from raft import StateMachine
 from raft.core import Config, Role
 from raft.runtime import MemoryHub, RaftServer
 from raft.storage import MemoryStorage
@@ -22,6 +24,7 @@ class Cluster:
         nursery: trio.Nursery,
         hub: MemoryHub | None = None,
         config_options: dict[str, Any] | None = None,
+        state_machine: Callable[[], StateMachine] = KVStore,
         **server_options: Any,
     ):
         self.nursery = nursery
@@ -31,6 +34,7 @@ class Cluster:
         self.servers: dict[int, RaftServer] = {}
         self.scopes: dict[int, trio.CancelScope] = {}
         self.generation = 0
+        self.state_machine = state_machine
         self.options = server_options
 
     async def start(
@@ -42,7 +46,7 @@ class Cluster:
             Config(node_id=node_id, voters=voters, **self.config_options),
             storage,
             self.hub.connect(node_id),
-            KVStore(),
+            self.state_machine(),
             rng=random.Random(node_id * 1000 + self.generation),
             tick_interval=TICK,
             addresses={i: f"node-{i}" for i in range(1, 10)},

@@ -100,9 +100,7 @@ class _GuestRun:
             self.soon(nursery.cancel_scope.cancel)
 
 
-_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GuestRun] = (
-    weakref.WeakKeyDictionary()
-)
+_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GuestRun] = weakref.WeakKeyDictionary()
 
 
 async def _acquire() -> _GuestRun:

@@ -373,6 +373,7 @@ class RaftNode:
             _election.force_membership(self._state, membership)
         except BaseException as error:
             self._fail(error)
+
     def snapshot_due(self, threshold: int | None = None) -> bool:
         """Whether `Config.snapshot_threshold_entries` (or `threshold`, when given) entries, or
         `Config.snapshot_threshold_bytes` command bytes, were applied since the latest snapshot,

@@ -213,7 +213,6 @@ class _Handler:
         except (CommandTooLarge, ValueError, TypeError) as error:
             return "error", str(error)
 
-
     async def member(self, action: str, node_id: int, address: list[Any] | None) -> None:
         server = self.server
         if action == "add":

@@ -84,8 +84,10 @@ def test_a_lagging_node_learns_the_configuration_from_the_snapshot_it_installs()
 
     cluster.network.heal()
     assert cluster.run_until(
-        lambda: cluster.replicas[lagging].node.commit_index
-        >= cluster.replicas[leader].node.commit_index,
+        lambda: (
+            cluster.replicas[lagging].node.commit_index
+            >= cluster.replicas[leader].node.commit_index
+        ),
         5 * _SECOND,
     )
     assert cluster.replicas[lagging].storage.snapshot() is not None

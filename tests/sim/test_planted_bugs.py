@@ -150,6 +150,8 @@ def plant_membership_without_joint(monkeypatch: pytest.MonkeyPatch) -> None:
         return append_config(state, membership)
 
     monkeypatch.setattr(_reconfig, "append_config", append_new_voters_directly)
+
+
 def plant_snapshot_over_newer_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """A follower installs whatever snapshot completes, even one no newer than its commit
     index, and storage's own refusal of an older snapshot is bypassed: a delayed duplicate of

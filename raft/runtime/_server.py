@@ -797,6 +797,11 @@ class RaftServer:
         raise self._timeout("the joint configuration was not left in time")
 
     def _add_address(self, node_id: int, address: tuple[str, int]) -> None:
+        # Only a leader dials a new member: a follower asked to would connect to it for nothing
+        # and then refuse the change anyway.
+        self._check_running()
+        if self.node.role is not Role.LEADER:
+            raise self._not_leader()
         self._addresses[node_id] = address
         add_peer = getattr(self._transport, "add_peer", None)
         if add_peer is not None:

@@ -212,6 +212,22 @@ async def test_a_fourth_server_joins_as_learner_and_is_promoted(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_follower_asked_to_add_a_member_refuses_before_recording_its_address(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        cluster = Cluster(nursery)
+        await cluster.start_all()
+        leader = await cluster.leader()
+        follower = cluster.followers()[0]
+        for call in (follower.add_learner, follower.add_voter):
+            with pytest.raises(NotLeader) as refused:
+                await call(12, ("127.0.0.1", 9))
+            assert refused.value.leader_id == leader.node.node_id
+        assert 12 not in follower._addresses  # nothing dialled, no hint to a node never added
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_retried_session_command_is_applied_once_and_gets_the_first_result(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -13,14 +13,13 @@ makes the check fail: its lost-looking adds show up in the total.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from functools import partial
 
 import attrs
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader, SnapshotMetadata
-from sim._cluster import Cluster
+from raft import Entry, LeadershipTransferInProgress, NotLeader
+from sim._scenario import LeaderPausingScenario
 from statemachines import Counter, CounterResult, counter_add
 
 _NAME = "hits"
@@ -78,29 +77,22 @@ def counter_bounds(values: list[int], low: int, high: int) -> str | None:
     return None
 
 
-class _Scenario:
+class _Scenario(LeaderPausingScenario):
     def __init__(self, seed: int, options: CounterCheckOptions) -> None:
-        self.options = options
-        self.rng = random.Random(f"{seed}/counter-check")
-        self.cluster = Cluster(
-            range(1, options.nodes + 1),
-            seed=seed,
+        super().__init__(
+            seed,
+            "counter-check",
+            nodes=options.nodes,
             state_machine_factory=Counter,
-            on_apply=self._on_apply,
-            on_snapshot=self._on_snapshot,
-            snapshot_threshold_entries=options.snapshot_every,
+            snapshot_every=options.snapshot_every,
+            latency_ns=options.latency_ns,
+            leader_pause_ns=options.leader_pause_ns,
+            leader_pause_every_ns=options.leader_pause_every_ns,
         )
-        self.installs = 0
+        self.options = options
         self.pending: dict[tuple[int, int], tuple[int, Callable[[str], None]]] = {}
         self.totals = {"ok": 0, "fail": 0, "info": 0}
         self.counts = {"ok": 0, "fail": 0, "info": 0}
-        self.leader_pauses = 0
-
-    def _on_snapshot(
-        self, _node_id: int, metadata: SnapshotMetadata, _data: bytes, applied: int
-    ) -> None:
-        if metadata.index > applied:
-            self.installs += 1
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
         waiting = self.pending.pop((node_id, entry.index), None)
@@ -108,12 +100,6 @@ class _Scenario:
             term, answer = waiting
             ok = entry.term == term and isinstance(result, CounterResult) and result.ok
             self._later(partial(answer, "ok" if ok else "fail"))
-
-    def _later(self, callback: Callable[[], None], delay: int | None = None) -> None:
-        cluster = self.cluster
-        if delay is None:
-            delay = self.rng.randint(*self.options.latency_ns)
-        cluster.schedule(cluster.now + delay, callback)
 
     def _client(self) -> None:
         if self.cluster.now >= self.options.duration_ns - self.options.quiet_ns:
@@ -151,16 +137,8 @@ class _Scenario:
 
         self._later(arrive)
 
-    def _pause_leader(self) -> None:
-        cluster = self.cluster
-        leader = cluster.leader()
-        quiet = cluster.now >= self.options.duration_ns - self.options.quiet_ns
-        if not quiet and leader is not None and not cluster.is_paused(leader):
-            self.leader_pauses += 1
-            cluster.pause(leader)
-            self._later(partial(cluster.resume, leader), self.options.leader_pause_ns)
-        gap = int(self.rng.expovariate(1 / self.options.leader_pause_every_ns))
-        self._later(self._pause_leader, gap)
+    def _may_pause_leader(self) -> bool:
+        return self.cluster.now < self.options.duration_ns - self.options.quiet_ns
 
 
 def run_counter_check(seed: int, options: CounterCheckOptions | None = None) -> CounterCheckReport:

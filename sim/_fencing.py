@@ -26,15 +26,14 @@ of the lock: clients campaign and resign, and the term is the token the storage 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
 import attrs
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader, SnapshotMetadata, StateMachine
-from sim._cluster import Cluster
+from raft import Entry, LeadershipTransferInProgress, NotLeader, StateMachine
+from sim._scenario import LeaderPausingScenario
 from statemachines import (
     LockManager,
     LockResult,
@@ -186,20 +185,20 @@ class _Client:
     written: int = 0
 
 
-class _Scenario:
+class _Scenario(LeaderPausingScenario):
     def __init__(self, seed: int, options: FencingOptions, storage: Storage) -> None:
+        super().__init__(
+            seed,
+            "fencing",
+            nodes=options.nodes,
+            state_machine_factory=_factory(options.recipe),
+            snapshot_every=options.snapshot_every,
+            latency_ns=options.latency_ns,
+            leader_pause_ns=options.leader_pause_ns,
+            leader_pause_every_ns=options.leader_pause_every_ns,
+        )
         self.options = options
         self.storage = storage
-        self.rng = random.Random(f"{seed}/fencing")
-        self.cluster = Cluster(
-            range(1, options.nodes + 1),
-            seed=seed,
-            state_machine_factory=_factory(options.recipe),
-            on_apply=self._on_apply,
-            on_snapshot=self._on_snapshot,
-            snapshot_threshold_entries=options.snapshot_every,
-        )
-        self.installs = 0
         self.clients = [_Client(index) for index in range(options.clients)]
         self.pending: dict[tuple[int, int], tuple[int, _Client, int]] = {}
         self.results: dict[int, _Grant] = {}
@@ -208,16 +207,9 @@ class _Scenario:
         self.accepted = 0
         self.refused = 0
         self.client_pauses = 0
-        self.leader_pauses = 0
         self.lock_violation: str | None = None
 
     # ---- the lock's own promises, from every replica's results ----------------------------
-
-    def _on_snapshot(
-        self, _node_id: int, metadata: SnapshotMetadata, _data: bytes, applied: int
-    ) -> None:
-        if metadata.index > applied:
-            self.installs += 1
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
         grant = _grant(result)
@@ -241,14 +233,6 @@ class _Scenario:
             self._later(partial(self._answered, client, generation, answer))
 
     # ---- plumbing -------------------------------------------------------------------------
-
-    def _latency(self) -> int:
-        low, high = self.options.latency_ns
-        return self.rng.randint(low, high)
-
-    def _later(self, callback: partial[None], delay: int | None = None) -> None:
-        cluster = self.cluster
-        cluster.schedule(cluster.now + (self._latency() if delay is None else delay), callback)
 
     def _request(self, client: _Client, make: partial[bytes]) -> None:
         """Send a lock command to the leader, stamped there on arrival; the answer (None for
@@ -284,7 +268,7 @@ class _Scenario:
         for client in self.clients:
             self._later(partial(self._acquire, client), self.rng.randint(0, 200_000_000))
         if self.options.leader_pause_every_ns:
-            self._later(partial(self._pause_leader), self._leader_pause_gap())
+            self._later(self._pause_leader, self._leader_pause_gap())
 
     def _acquire(self, client: _Client) -> None:
         client.token = None
@@ -353,18 +337,6 @@ class _Scenario:
             self._request(client, _release(self.options.recipe, token))
 
     # ---- raft faults ----------------------------------------------------------------------
-
-    def _leader_pause_gap(self) -> int:
-        return int(self.rng.expovariate(1 / self.options.leader_pause_every_ns))
-
-    def _pause_leader(self) -> None:
-        cluster = self.cluster
-        leader = cluster.leader()
-        if leader is not None and not cluster.is_paused(leader):
-            self.leader_pauses += 1
-            cluster.pause(leader)
-            self._later(partial(cluster.resume, leader), self.options.leader_pause_ns)
-        self._later(partial(self._pause_leader), self._leader_pause_gap())
 
 
 def run_fencing(

@@ -14,15 +14,14 @@ more than once, or enqueued and never acked by the end, is a violation (`queue_v
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from functools import partial
 
 import attrs
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
-from raft import Entry, LeadershipTransferInProgress, NotLeader, SnapshotMetadata
-from sim._cluster import Cluster
+from raft import Entry, LeadershipTransferInProgress, NotLeader
+from sim._scenario import LeaderPausingScenario
 from statemachines import QueueResult, WorkQueue, queue_ack, queue_claim, queue_enqueue
 
 _QUEUE = "jobs"
@@ -112,19 +111,19 @@ class _Worker:
     dead: bool = False
 
 
-class _Scenario:
+class _Scenario(LeaderPausingScenario):
     def __init__(self, seed: int, options: QueueCheckOptions) -> None:
-        self.options = options
-        self.rng = random.Random(f"{seed}/queue-check")
-        self.cluster = Cluster(
-            range(1, options.nodes + 1),
-            seed=seed,
+        super().__init__(
+            seed,
+            "queue-check",
+            nodes=options.nodes,
             state_machine_factory=WorkQueue,
-            on_apply=self._on_apply,
-            on_snapshot=self._on_snapshot,
-            snapshot_threshold_entries=options.snapshot_every,
+            snapshot_every=options.snapshot_every,
+            latency_ns=options.latency_ns,
+            leader_pause_ns=options.leader_pause_ns,
+            leader_pause_every_ns=options.leader_pause_every_ns,
         )
-        self.installs = 0
+        self.options = options
         self.pending: dict[tuple[int, int], tuple[int, Callable[[QueueResult | None], None]]] = {}
         self.log: dict[int, tuple[str, QueueResult]] = {}
         self.disagreements: list[str] = []
@@ -134,14 +133,7 @@ class _Scenario:
         self.stale_acks = 0
         self.stalls = 0
         self.deaths = 0
-        self.leader_pauses = 0
         self.faults_end = options.duration_ns - options.quiet_ns
-
-    def _on_snapshot(
-        self, _node_id: int, metadata: SnapshotMetadata, _data: bytes, applied: int
-    ) -> None:
-        if metadata.index > applied:
-            self.installs += 1
 
     def _on_apply(self, node_id: int, entry: Entry, result: object) -> None:
         if isinstance(result, QueueResult):
@@ -155,13 +147,6 @@ class _Scenario:
             term, answer = waiting
             answered = result if isinstance(result, QueueResult) else None
             self._later(partial(answer, answered if entry.term == term else None))
-
-    def _latency(self) -> int:
-        return self.rng.randint(*self.options.latency_ns)
-
-    def _later(self, callback: Callable[[], None], delay: int | None = None) -> None:
-        cluster = self.cluster
-        cluster.schedule(cluster.now + (self._latency() if delay is None else delay), callback)
 
     def _request(
         self, make: Callable[[int], bytes], answer: Callable[[QueueResult | None], None]
@@ -219,6 +204,9 @@ class _Scenario:
     def _faulty(self) -> bool:
         return self.cluster.now < self.faults_end
 
+    def _may_pause_leader(self) -> bool:
+        return self._faulty()
+
     def _claim(self, worker: _Worker) -> None:
         visibility = self.options.visibility_ns
 
@@ -258,16 +246,6 @@ class _Scenario:
         self._request(lambda now: queue_ack(_QUEUE, item, token, now_ns=now), answered)
 
     # ---- raft faults --------------------------------------------------------------------
-
-    def _pause_leader(self) -> None:
-        cluster = self.cluster
-        leader = cluster.leader()
-        if self._faulty() and leader is not None and not cluster.is_paused(leader):
-            self.leader_pauses += 1
-            cluster.pause(leader)
-            self._later(partial(cluster.resume, leader), self.options.leader_pause_ns)
-        gap = int(self.rng.expovariate(1 / self.options.leader_pause_every_ns))
-        self._later(self._pause_leader, gap)
 
     def start(self) -> None:
         self._later(self._produce)

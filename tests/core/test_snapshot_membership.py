@@ -23,6 +23,7 @@ from raft import (
 from raft.core._membership import encode_membership
 from raft.storage import MemoryStorage
 from sim import Cluster
+from sim._monitor import committed_membership
 from statemachines import KVStore
 
 _SECOND = 1_000_000_000
@@ -160,3 +161,13 @@ def _persist_and_apply(node: RaftNode, storage: MemoryStorage) -> None:
     if ready.hard_state is not None:
         storage.set_hard_state(ready.hard_state)
     node.advance(ready)
+
+
+def test_the_monitor_counts_durability_on_a_configuration_compacted_into_a_snapshot() -> None:
+    """Once the CONFIG entries are compacted away, the configuration the durability check
+    counts on comes from the snapshot, not from the voters the cluster started with."""
+    cluster = grown_cluster()
+    leader = cluster.leader()
+    assert leader is not None
+    assert cluster.replicas[leader].storage.first_index() > 10
+    assert committed_membership(cluster) == Membership((1, 2, 3, 4))
